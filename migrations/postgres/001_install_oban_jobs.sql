@@ -1,0 +1,54 @@
+-- Oban's job table, as Elixir Oban's migrations V01..V15 leave it, for a database that has none.
+-- Applied only when `oban_jobs` does not exist yet: an existing table (installed by Elixir Oban,
+-- Oban's Python port or an earlier run) is never altered destructively.
+
+DO $$
+BEGIN
+  IF to_regtype('oban_job_state') IS NULL THEN
+    CREATE TYPE oban_job_state AS ENUM (
+      'available', 'suspended', 'scheduled', 'executing', 'retryable', 'completed', 'discarded', 'cancelled'
+    );
+  END IF;
+END$$;
+
+CREATE TABLE IF NOT EXISTS oban_jobs (
+  id bigserial PRIMARY KEY,
+  state oban_job_state NOT NULL DEFAULT 'available',
+  queue text NOT NULL DEFAULT 'default',
+  worker text NOT NULL,
+  args jsonb NOT NULL DEFAULT '{}',
+  errors jsonb[] NOT NULL DEFAULT ARRAY[]::jsonb[],
+  attempt integer NOT NULL DEFAULT 0,
+  max_attempts integer NOT NULL DEFAULT 20,
+  inserted_at timestamp without time zone NOT NULL DEFAULT timezone('UTC', now()),
+  scheduled_at timestamp without time zone NOT NULL DEFAULT timezone('UTC', now()),
+  attempted_at timestamp without time zone,
+  completed_at timestamp without time zone,
+  attempted_by text[],
+  discarded_at timestamp without time zone,
+  priority integer NOT NULL DEFAULT 0,
+  tags text[] DEFAULT ARRAY[]::text[],
+  meta jsonb DEFAULT '{}',
+  cancelled_at timestamp without time zone,
+  CONSTRAINT worker_length CHECK (char_length(worker) > 0 AND char_length(worker) < 128),
+  CONSTRAINT queue_length CHECK (char_length(queue) > 0 AND char_length(queue) < 128),
+  CONSTRAINT positive_max_attempts CHECK (max_attempts > 0),
+  CONSTRAINT attempt_range CHECK (attempt BETWEEN 0 AND max_attempts),
+  CONSTRAINT non_negative_priority CHECK (priority >= 0)
+);
+
+-- Fetching: available jobs of one queue in priority, scheduled_at, id order.
+CREATE INDEX IF NOT EXISTS oban_jobs_state_queue_priority_scheduled_at_id_index
+  ON oban_jobs (state, queue, priority, scheduled_at, id);
+-- Staging scheduled and retryable jobs.
+CREATE INDEX IF NOT EXISTS oban_jobs_staging_idx
+  ON oban_jobs (scheduled_at, id) WHERE state IN ('scheduled', 'retryable');
+-- Pruning finished jobs by age.
+CREATE INDEX IF NOT EXISTS oban_jobs_state_cancelled_at_index ON oban_jobs (state, cancelled_at);
+CREATE INDEX IF NOT EXISTS oban_jobs_state_discarded_at_index ON oban_jobs (state, discarded_at);
+-- Filtering by args and meta (uniqueness, operators' searches).
+CREATE INDEX IF NOT EXISTS oban_jobs_args_index ON oban_jobs USING gin (args);
+CREATE INDEX IF NOT EXISTS oban_jobs_meta_index ON oban_jobs USING gin (meta);
+
+-- Elixir Oban reads its schema version from this comment; the table above is its version 15.
+COMMENT ON TABLE oban_jobs IS '15';

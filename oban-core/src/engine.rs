@@ -1,0 +1,90 @@
+//! The storage boundary: every database operation the runtime performs, named `noun_verb`.
+//!
+//! Producers, executors and maintenance services call these methods and never see SQL; each
+//! engine (`engines/`) implements all of them for one database.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use crate::error::Result;
+use crate::job::{Job, JobState};
+use crate::new_job::NewJob;
+
+/// What to record about one finished (or interrupted) attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ack {
+    /// The job.
+    pub id: i64,
+    /// The `attempted_at` of the attempt, as fetched: the ack only applies while the job is
+    /// still `executing` that very attempt, so a job rescued or cancelled meanwhile is left alone.
+    pub attempted_at: chrono::NaiveDateTime,
+    /// The new state.
+    pub state: JobState,
+    /// When set, the job runs again this long from now (database clock).
+    pub schedule_in: Option<Duration>,
+    /// Attempts given back (1 for a snooze or an interrupted attempt).
+    pub give_back_attempt: bool,
+    /// An entry appended to the job's `errors` (`{"at", "attempt", "error"}`).
+    pub error: Option<Value>,
+    /// Keys merged into the job's `meta`.
+    pub meta: Option<Value>,
+}
+
+/// The operations a database must offer to store and run Oban jobs.
+#[async_trait]
+pub trait Engine: Send + Sync + 'static {
+    /// Creates or completes the schema; idempotent and safe to run from many nodes at once.
+    async fn schema_migrate(&self) -> Result<()>;
+
+    /// Inserts jobs in one statement, returning the stored rows in input order.
+    async fn job_insert_many(&self, jobs: Vec<NewJob>) -> Result<Vec<Job>>;
+
+    /// Moves up to `demand` available jobs of `queue` to `executing` (attempt + 1), in priority,
+    /// scheduled_at, id order, without ever handing one job to two callers.
+    async fn job_fetch_available(
+        &self,
+        queue: &str,
+        demand: u32,
+        attempted_by: &[String],
+    ) -> Result<Vec<Job>>;
+
+    /// Records outcomes; returns the ids that were still executing the acked attempt.
+    async fn job_ack_many(&self, acks: &[Ack]) -> Result<Vec<i64>>;
+
+    /// Makes scheduled and retryable jobs whose time has come available, at most `limit`;
+    /// returns the queues that received jobs.
+    async fn job_stage_due(&self, limit: u32) -> Result<Vec<String>>;
+
+    /// Makes `executing` jobs runnable again (or discards them when out of attempts) when the
+    /// producer that fetched them has not heartbeated for `stale_after`, or, for jobs fetched by a
+    /// producer this table never knew (another Oban implementation), when they started more than
+    /// `unknown_after` ago. Returns how many were rescued.
+    async fn job_rescue_orphaned(
+        &self,
+        stale_after: Duration,
+        unknown_after: Duration,
+    ) -> Result<u64>;
+
+    /// One job by id.
+    async fn job_get(&self, id: i64) -> Result<Option<Job>>;
+
+    /// Makes a job that is not executing available now, raising `max_attempts` when spent.
+    async fn job_retry(&self, id: i64) -> Result<bool>;
+
+    /// Cancels a job that is not executing or finished.
+    async fn job_cancel(&self, id: i64) -> Result<bool>;
+
+    /// Records that a producer is alive (upsert of its heartbeat).
+    async fn producer_heartbeat(
+        &self,
+        uuid: uuid::Uuid,
+        node: &str,
+        queue: &str,
+        meta: Value,
+    ) -> Result<()>;
+
+    /// Forgets a producer that stopped cleanly.
+    async fn producer_delete(&self, uuid: uuid::Uuid) -> Result<()>;
+}

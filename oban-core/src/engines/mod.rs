@@ -1,0 +1,3 @@
+//! Engine implementations, one per database.
+
+pub mod postgres;

@@ -1,0 +1,54 @@
+//! The runtime of Oban for Rust: durable background jobs in PostgreSQL.
+//!
+//! Most users depend on the `oban` crate, which re-exports everything here together with the
+//! `#[worker]` attribute. The pieces:
+//!
+//! - [`Worker`]: a job's arguments and code; [`Outcome`] and [`JobError`] say how an attempt ended.
+//! - [`JobBuilder`] / [`NewJob`]: a job to insert, with queue, priority, schedule, tags, meta;
+//!   [`JobInserter`] is where it can go (an [`Oban`], a pool, or your own transaction).
+//! - [`Oban`]: a running node, configured by [`Builder`]: queues with concurrency limits, state
+//!   for workers, graceful [`Oban::shutdown`].
+//! - [`migrate`]: installs Oban's schema (compatible with Elixir and Python Oban).
+//!
+//! Lifecycle of a job: inserted `available` (or `scheduled` for later), fetched into `executing`
+//! by a queue, then `completed`, `retryable` (retried with [`Backoff`]), `discarded` (out of
+//! attempts, or on purpose), `cancelled`, or `scheduled` again when snoozed.
+
+pub mod backoff;
+pub mod engine;
+pub mod engines;
+pub mod error;
+pub mod insert;
+pub mod job;
+mod maintenance;
+pub mod migrate;
+pub mod new_job;
+pub mod oban;
+mod queue;
+pub mod registry;
+pub mod state;
+pub mod unique;
+pub mod worker;
+
+pub use backoff::Backoff;
+pub use engine::{Ack, Engine};
+pub use error::{Error, Result};
+pub use insert::{insert_all, JobInserter};
+pub use job::{AttemptError, Job, JobState};
+pub use migrate::migrate;
+pub use new_job::{JobBuilder, NewJob};
+pub use oban::{Builder, Oban};
+pub use registry::{Registry, WorkerRegistration};
+pub use state::{State, StateKey, StateMap};
+pub use unique::{UniqueField, UniqueOptions, UniquePeriod, UniqueStates, UniqueTimestamp};
+pub use worker::{IntoJobResult, JobContext, JobError, Outcome, Worker, WorkerOptions};
+
+/// What `#[worker]` expansions refer to; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::registry::WorkerRegistration;
+    pub use crate::state::StateKey;
+    pub use crate::worker::IntoJobResult;
+    pub use inventory;
+    pub use serde;
+}

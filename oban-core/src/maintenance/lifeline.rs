@@ -1,0 +1,53 @@
+//! The lifeline: rescues jobs left `executing` by a node that is gone.
+//!
+//! A node is gone when its producers stopped heartbeating; jobs of live nodes are never touched,
+//! however long they run.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::engine::Engine;
+use crate::error::Result;
+
+/// When a job counts as orphaned.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LifelineConfig {
+    pub(crate) interval: Duration,
+    /// A producer silent for this long is gone.
+    pub(crate) stale_after: Duration,
+    /// Jobs fetched by a producer the table never knew are rescued after running this long.
+    pub(crate) unknown_after: Duration,
+}
+
+/// Rescues once; returns how many jobs were rescued.
+pub(crate) async fn run_once(engine: &dyn Engine, config: &LifelineConfig) -> Result<u64> {
+    engine
+        .job_rescue_orphaned(config.stale_after, config.unknown_after)
+        .await
+}
+
+/// Rescues every `interval`.
+pub(crate) async fn run(
+    engine: Arc<dyn Engine>,
+    config: LifelineConfig,
+    mut stop: watch::Receiver<Option<tokio::time::Instant>>,
+) {
+    let mut tick = tokio::time::interval(config.interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        match run_once(&*engine, &config).await {
+            Ok(0) => {}
+            Ok(rescued) => tracing::warn!(
+                rescued,
+                "rescued jobs orphaned by a node that stopped heartbeating"
+            ),
+            Err(error) => tracing::warn!(%error, "rescuing orphaned jobs failed"),
+        }
+    }
+}

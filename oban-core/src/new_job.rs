@@ -1,0 +1,289 @@
+//! Building jobs to insert: the typed [`JobBuilder`] and the untyped [`NewJob`].
+
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+use crate::insert::JobInserter;
+use crate::job::Job;
+use crate::worker::Worker;
+
+/// A job ready to insert, with its arguments already encoded.
+///
+/// Usually made by [`JobBuilder::build`]; build one by hand to enqueue a job for a worker that
+/// lives in another codebase (an Elixir or Python Oban node) by its stored name.
+///
+/// ```
+/// use oban_core::NewJob;
+/// use serde_json::json;
+///
+/// let job = NewJob::new("MyApp.Workers.Business", json!({"id": 1}))
+///     .queue("events")
+///     .priority(2)
+///     .tag("imported");
+/// assert_eq!(job.worker, "MyApp.Workers.Business");
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct NewJob {
+    /// Stored worker name.
+    pub worker: String,
+    /// Queue name.
+    pub queue: String,
+    /// Arguments, a JSON object.
+    pub args: Value,
+    /// Metadata, a JSON object.
+    pub meta: Value,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// 0 (highest) to 9.
+    pub priority: i32,
+    /// At least 1.
+    pub max_attempts: i32,
+    /// When the job may run; `None` is now (state `available`), a future time is `scheduled`.
+    pub scheduled_at: Option<DateTime<Utc>>,
+}
+
+impl NewJob {
+    /// A job for the worker stored as `worker`, with Oban's defaults (queue `default`, 20
+    /// attempts, priority 0).
+    pub fn new(worker: impl Into<String>, args: Value) -> Self {
+        Self {
+            worker: worker.into(),
+            queue: "default".to_owned(),
+            args,
+            meta: Value::Object(Map::new()),
+            tags: Vec::new(),
+            priority: 0,
+            max_attempts: 20,
+            scheduled_at: None,
+        }
+    }
+
+    /// Sets the queue.
+    pub fn queue(mut self, queue: impl Into<String>) -> Self {
+        self.queue = queue.into();
+        self
+    }
+
+    /// Sets the priority, 0 (highest) to 9.
+    pub fn priority(mut self, priority: u8) -> Self {
+        self.priority = i32::from(priority);
+        self
+    }
+
+    /// Sets the maximum number of attempts.
+    pub fn max_attempts(mut self, max_attempts: u16) -> Self {
+        self.max_attempts = i32::from(max_attempts);
+        self
+    }
+
+    /// Adds a tag.
+    pub fn tag(mut self, tag: impl Into<String>) -> Self {
+        self.tags.push(tag.into());
+        self
+    }
+
+    /// Sets one metadata key.
+    pub fn meta(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        if let Value::Object(map) = &mut self.meta {
+            map.insert(key.into(), value.into());
+        }
+        self
+    }
+
+    /// Runs the job no earlier than `at`.
+    pub fn scheduled_at(mut self, at: DateTime<Utc>) -> Self {
+        self.scheduled_at = Some(at);
+        self
+    }
+
+    /// Runs the job no earlier than `delay` from now.
+    pub fn schedule_in(self, delay: Duration) -> Self {
+        let delay = chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+        let at = Utc::now()
+            .checked_add_signed(delay)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        self.scheduled_at(at)
+    }
+
+    /// Checks every field against what the schema and other Oban nodes accept.
+    pub fn validate(&self) -> Result<()> {
+        let invalid = |msg: String| Err(Error::InvalidJob(msg));
+        if self.worker.is_empty() {
+            return invalid("the worker name is empty".into());
+        }
+        if self.queue.is_empty() || self.queue.chars().count() >= 128 {
+            return invalid(format!(
+                "queue `{}` must be 1 to 127 characters long",
+                self.queue
+            ));
+        }
+        if !(0..=9).contains(&self.priority) {
+            return invalid(format!(
+                "priority {} is out of range: use 0 (highest) to 9 (lowest)",
+                self.priority
+            ));
+        }
+        if self.max_attempts < 1 {
+            return invalid(format!(
+                "max_attempts is {}; it must be at least 1",
+                self.max_attempts
+            ));
+        }
+        if !self.args.is_object() {
+            return invalid(format!(
+                "the args of a `{}` job must be a JSON object (Oban nodes in any language expect a map), got {}",
+                self.worker, self.args
+            ));
+        }
+        if !self.meta.is_object() {
+            return invalid(format!(
+                "the meta of a `{}` job must be a JSON object",
+                self.worker
+            ));
+        }
+        Ok(())
+    }
+
+    /// Inserts the job: on an [`Oban`](crate::Oban), a pool, or inside your own transaction.
+    pub async fn insert<'a, I: JobInserter<'a>>(self, target: I) -> Result<Job> {
+        let mut jobs = target.insert_jobs(vec![self]).await?;
+        jobs.pop()
+            .ok_or_else(|| Error::InvalidJob("the insert returned no row".into()))
+    }
+}
+
+/// A job of worker `W` being built: its arguments plus per-job overrides of the worker's options.
+///
+/// `#[worker]` gives every worker a `new(..)` that returns one:
+///
+/// ```ignore
+/// SendReceipt::new(42)
+///     .priority(1)
+///     .schedule_in(Duration::from_secs(60))
+///     .insert(&oban)
+///     .await?;
+/// ```
+#[must_use = "a job builder does nothing until `.insert(..)` is called"]
+#[derive(Debug, Clone)]
+pub struct JobBuilder<W> {
+    args: W,
+    queue: Option<String>,
+    priority: Option<u8>,
+    max_attempts: Option<u16>,
+    tags: Option<Vec<String>>,
+    meta: Map<String, Value>,
+    scheduled_at: Option<DateTime<Utc>>,
+    _worker: PhantomData<fn() -> W>,
+}
+
+impl<W: Worker> JobBuilder<W> {
+    /// A job with these arguments and the worker's defaults.
+    pub fn new(args: W) -> Self {
+        Self {
+            args,
+            queue: None,
+            priority: None,
+            max_attempts: None,
+            tags: None,
+            meta: Map::new(),
+            scheduled_at: None,
+            _worker: PhantomData,
+        }
+    }
+
+    /// The job's arguments.
+    pub fn args(&self) -> &W {
+        &self.args
+    }
+
+    /// Sends the job to another queue than the worker's.
+    pub fn queue(mut self, queue: impl Into<String>) -> Self {
+        self.queue = Some(queue.into());
+        self
+    }
+
+    /// Sets the priority, 0 (highest) to 9.
+    pub fn priority(mut self, priority: u8) -> Self {
+        self.priority = Some(priority);
+        self
+    }
+
+    /// Sets the maximum number of attempts.
+    pub fn max_attempts(mut self, max_attempts: u16) -> Self {
+        self.max_attempts = Some(max_attempts);
+        self
+    }
+
+    /// Replaces the worker's tags.
+    pub fn tags<I, S>(mut self, tags: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.tags = Some(tags.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Sets one metadata key.
+    pub fn meta(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.meta.insert(key.into(), value.into());
+        self
+    }
+
+    /// Runs the job no earlier than `at`.
+    pub fn scheduled_at(mut self, at: DateTime<Utc>) -> Self {
+        self.scheduled_at = Some(at);
+        self
+    }
+
+    /// Runs the job no earlier than `delay` from now.
+    pub fn schedule_in(mut self, delay: Duration) -> Self {
+        let delay = chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+        self.scheduled_at = Some(
+            Utc::now()
+                .checked_add_signed(delay)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC),
+        );
+        self
+    }
+
+    /// Encodes the arguments and applies the worker's defaults.
+    pub fn build(self) -> Result<NewJob> {
+        let options = W::options();
+        let args = serde_json::to_value(&self.args).map_err(|source| Error::EncodeArgs {
+            worker: W::NAME.to_owned(),
+            source,
+        })?;
+        let job = NewJob {
+            worker: W::NAME.to_owned(),
+            queue: self.queue.unwrap_or_else(|| options.queue.to_owned()),
+            args,
+            meta: Value::Object(self.meta),
+            tags: self
+                .tags
+                .unwrap_or_else(|| options.tags.iter().map(|t| (*t).to_owned()).collect()),
+            priority: i32::from(self.priority.unwrap_or(options.priority)),
+            max_attempts: i32::from(self.max_attempts.unwrap_or(options.max_attempts)),
+            scheduled_at: self.scheduled_at,
+        };
+        job.validate()?;
+        Ok(job)
+    }
+
+    /// Inserts the job: on an [`Oban`](crate::Oban), a `PgPool`, or a connection inside your own
+    /// transaction (`&mut *tx`), where it commits or rolls back with your data.
+    pub async fn insert<'a, I: JobInserter<'a>>(self, target: I) -> Result<Job> {
+        self.build()?.insert(target).await
+    }
+}
+
+impl<W: Worker> From<W> for JobBuilder<W> {
+    fn from(args: W) -> Self {
+        Self::new(args)
+    }
+}

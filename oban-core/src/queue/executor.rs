@@ -1,0 +1,189 @@
+//! Runs one attempt of a job and turns whatever happened into an [`Ack`].
+
+use std::any::Any;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::FutureExt;
+use serde_json::{json, Value};
+use tracing::Instrument;
+
+use crate::backoff::Backoff;
+use crate::engine::Ack;
+use crate::job::{Job, JobState};
+use crate::registry::Registry;
+use crate::state::StateMap;
+use crate::worker::{JobError, Outcome};
+
+/// How an attempt ended, before it is mapped to a state.
+#[derive(Debug)]
+pub(crate) enum Finished {
+    /// The worker returned.
+    Returned(Result<Outcome, JobError>),
+    /// The worker panicked, with this message.
+    Panicked(String),
+    /// The attempt ran past its timeout.
+    TimedOut(Duration),
+    /// The args do not fit the worker: retrying cannot help.
+    Undecodable(String),
+    /// No worker with the job's name on this node (another node may have it).
+    UnknownWorker,
+}
+
+/// Runs `job` to the end (or its timeout) and returns the ack to record.
+pub(crate) async fn execute(
+    job: Job,
+    registry: Arc<Registry>,
+    state: Arc<StateMap>,
+    node: Arc<str>,
+) -> Ack {
+    let span = tracing::info_span!(
+        "oban.job",
+        job.id = job.id,
+        job.worker = %job.worker,
+        job.queue = %job.queue,
+        job.attempt = job.attempt,
+    );
+    async move {
+        let started = Instant::now();
+        let job = Arc::new(job);
+        let registration = registry.get(&job.worker).copied();
+        let (finished, backoff) = match registration {
+            None => (Finished::UnknownWorker, Backoff::Default),
+            Some(registration) => {
+                let options = registration.options();
+                let finished = match (registration.run)(Arc::clone(&job), state) {
+                    Err(message) => Finished::Undecodable(message),
+                    Ok(future) => {
+                        let guarded = AssertUnwindSafe(future).catch_unwind();
+                        let outcome = match options.timeout {
+                            Some(limit) => tokio::time::timeout(limit, guarded)
+                                .await
+                                .map_err(|_| limit),
+                            None => Ok(guarded.await),
+                        };
+                        match outcome {
+                            Ok(Ok(result)) => Finished::Returned(result),
+                            Ok(Err(panic)) => Finished::Panicked(panic_message(&*panic)),
+                            Err(limit) => Finished::TimedOut(limit),
+                        }
+                    }
+                };
+                (finished, options.backoff)
+            }
+        };
+        let ack = to_ack(&job, finished, backoff, &node);
+        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        match ack.state {
+            JobState::Completed => tracing::debug!(elapsed_ms, "job completed"),
+            JobState::Scheduled => tracing::debug!(elapsed_ms, "job snoozed"),
+            JobState::Retryable => {
+                tracing::warn!(elapsed_ms, error = ?ack.error, "job failed, will retry")
+            }
+            JobState::Discarded => tracing::error!(elapsed_ms, error = ?ack.error, "job discarded"),
+            JobState::Cancelled => tracing::info!(elapsed_ms, "job cancelled"),
+            _ => {}
+        }
+        ack
+    }
+    .instrument(span)
+    .await
+}
+
+/// Maps how an attempt ended to the job's next state, as DESIGN.md section 3 tabulates.
+pub(crate) fn to_ack(job: &Job, finished: Finished, backoff: Backoff, node: &str) -> Ack {
+    let mut ack = Ack {
+        id: job.id,
+        attempted_at: job
+            .attempted_at
+            .map(|at| at.naive_utc())
+            .unwrap_or_default(),
+        state: JobState::Completed,
+        schedule_in: None,
+        give_back_attempt: false,
+        error: None,
+        meta: None,
+    };
+    let failure = match finished {
+        Finished::Returned(Ok(Outcome::Complete)) => return ack,
+        Finished::Returned(Ok(Outcome::Snooze(delay))) => {
+            let snoozed = job.meta.get("snoozed").and_then(Value::as_i64).unwrap_or(0) + 1;
+            ack.state = JobState::Scheduled;
+            ack.schedule_in = Some(delay);
+            ack.give_back_attempt = true;
+            ack.meta = Some(json!({ "snoozed": snoozed }));
+            return ack;
+        }
+        Finished::Returned(Ok(Outcome::Discard(reason))) => {
+            ack.state = JobState::Discarded;
+            ack.error = Some(error_entry(job, &format!("discarded: {reason}")));
+            return ack;
+        }
+        Finished::Returned(Ok(Outcome::Cancel(reason))) => {
+            ack.state = JobState::Cancelled;
+            ack.error = Some(error_entry(job, &format!("cancelled: {reason}")));
+            return ack;
+        }
+        Finished::Undecodable(message) => {
+            ack.state = JobState::Discarded;
+            ack.error = Some(error_entry(job, &message));
+            return ack;
+        }
+        Finished::Returned(Err(error)) => error.message().to_owned(),
+        Finished::Panicked(message) => format!("panicked: {message}"),
+        Finished::TimedOut(limit) => format!("timed out after {limit:?}"),
+        Finished::UnknownWorker => format!(
+            "worker `{}` is not registered on node `{node}`; register it on the nodes running queue `{}`",
+            job.worker, job.queue
+        ),
+    };
+    ack.error = Some(error_entry(job, &failure));
+    if job.is_last_attempt() {
+        ack.state = JobState::Discarded;
+    } else {
+        ack.state = JobState::Retryable;
+        ack.schedule_in = Some(backoff.delay_for(job));
+    }
+    ack
+}
+
+/// The ack for an attempt cut short by shutdown: runnable again, attempt given back.
+pub(crate) fn interrupted(
+    id: i64,
+    attempt: i32,
+    attempted_at: chrono::NaiveDateTime,
+    node: &str,
+) -> Ack {
+    Ack {
+        id,
+        attempted_at,
+        state: JobState::Available,
+        schedule_in: Some(Duration::ZERO),
+        give_back_attempt: true,
+        error: Some(json!({
+            "attempt": attempt,
+            "at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            "error": format!("interrupted: node `{node}` shut down before the attempt finished"),
+        })),
+        meta: None,
+    }
+}
+
+fn error_entry(job: &Job, message: &str) -> Value {
+    json!({
+        "attempt": job.attempt,
+        "at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        "error": message,
+    })
+}
+
+fn panic_message(panic: &(dyn Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a non-string payload".to_owned()
+    }
+}

@@ -1,0 +1,294 @@
+//! The [`Worker`] trait: what runs a job.
+//!
+//! A worker is a type that is both the job's arguments (it is serialized into the job's `args`
+//! column) and the code that runs it. The `#[oban::worker]` attribute writes the trait impl for an
+//! `async fn`; implementing it by hand is just as supported:
+//!
+//! ```
+//! use oban_core::{JobContext, JobError, Outcome, Worker, WorkerOptions};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Serialize, Deserialize)]
+//! struct Resize {
+//!     image_id: i64,
+//! }
+//!
+//! impl Worker for Resize {
+//!     const NAME: &'static str = "Resize";
+//!
+//!     fn options() -> WorkerOptions {
+//!         WorkerOptions::new().queue("media").max_attempts(5)
+//!     }
+//!
+//!     async fn perform(self, ctx: JobContext) -> Result<Outcome, JobError> {
+//!         if ctx.job().attempt > 3 {
+//!             return Ok(Outcome::Discard("giving up on this image".into()));
+//!         }
+//!         let _ = self.image_id;
+//!         Ok(Outcome::Complete)
+//!     }
+//! }
+//! ```
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::backoff::Backoff;
+use crate::job::Job;
+use crate::state::{State, StateKey, StateMap};
+use crate::unique::UniqueOptions;
+
+/// A job's code, and the type of its arguments.
+///
+/// `NAME` is the string stored in the `worker` column. It must stay stable: renaming the Rust type
+/// must not orphan jobs already in the table, and other Oban nodes (Elixir, Python) find their
+/// worker by that same string.
+pub trait Worker: Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// The stored worker name, e.g. `"SendReceipt"` or `"MyApp.Workers.SendReceipt"`.
+    const NAME: &'static str;
+
+    /// Defaults for every job of this worker: queue, attempts, priority, tags, timeout, backoff.
+    fn options() -> WorkerOptions {
+        WorkerOptions::new()
+    }
+
+    /// The `State<T>` values this worker needs; [`Oban::start`](crate::Oban) fails when one of
+    /// them was not registered with the builder's `.state(..)`.
+    fn required_state() -> Vec<StateKey> {
+        Vec::new()
+    }
+
+    /// Runs one attempt of the job. `self` holds the job's decoded arguments.
+    fn perform(self, ctx: JobContext) -> impl Future<Output = Result<Outcome, JobError>> + Send;
+}
+
+/// A worker's defaults, applied to each of its jobs unless the job overrides them.
+///
+/// ```
+/// use std::time::Duration;
+/// use oban_core::{Backoff, WorkerOptions};
+///
+/// let options = WorkerOptions::new()
+///     .queue("mailers")
+///     .max_attempts(10)
+///     .priority(1)
+///     .tags(&["email"])
+///     .timeout(Duration::from_secs(30))
+///     .backoff(Backoff::Linear { base: Duration::from_secs(5) });
+/// assert_eq!(options.queue, "mailers");
+/// ```
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct WorkerOptions {
+    /// Queue the jobs go to (default `"default"`).
+    pub queue: &'static str,
+    /// Attempts before a failing job is discarded (default 20, as Oban).
+    pub max_attempts: u16,
+    /// 0 (highest) to 9 (lowest); default 0.
+    pub priority: u8,
+    /// Tags stored with every job.
+    pub tags: &'static [&'static str],
+    /// How long one attempt may run before it is stopped and counted as failed (default: no limit).
+    pub timeout: Option<Duration>,
+    /// Delay before a failed attempt is retried.
+    pub backoff: Backoff,
+    /// Which jobs of this worker count as duplicates (default: none do).
+    pub unique: Option<UniqueOptions>,
+}
+
+impl WorkerOptions {
+    /// Oban's defaults: queue `default`, 20 attempts, priority 0, no tags, no timeout, Oban's
+    /// exponential backoff.
+    pub const fn new() -> Self {
+        Self {
+            queue: "default",
+            max_attempts: 20,
+            priority: 0,
+            tags: &[],
+            timeout: None,
+            backoff: Backoff::Default,
+            unique: None,
+        }
+    }
+
+    /// Sets the queue.
+    pub const fn queue(mut self, queue: &'static str) -> Self {
+        self.queue = queue;
+        self
+    }
+
+    /// Sets the maximum number of attempts.
+    pub const fn max_attempts(mut self, max_attempts: u16) -> Self {
+        self.max_attempts = max_attempts;
+        self
+    }
+
+    /// Sets the priority, 0 (highest) to 9.
+    pub const fn priority(mut self, priority: u8) -> Self {
+        self.priority = priority;
+        self
+    }
+
+    /// Sets the tags.
+    pub const fn tags(mut self, tags: &'static [&'static str]) -> Self {
+        self.tags = tags;
+        self
+    }
+
+    /// Sets the per-attempt timeout.
+    pub const fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Sets the backoff strategy.
+    pub const fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// Makes the worker's jobs unique.
+    pub const fn unique(mut self, unique: UniqueOptions) -> Self {
+        self.unique = Some(unique);
+        self
+    }
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What a finished attempt asks for, besides failing.
+///
+/// Returning `Err(..)` from a worker (or panicking, or timing out) is a failure: the job is retried
+/// with backoff until `max_attempts`, then discarded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// The job is done: state `completed`.
+    Complete,
+    /// Run again after this delay without spending an attempt; `meta.snoozed` counts snoozes.
+    Snooze(Duration),
+    /// Give up for good: state `discarded`, with this reason kept in the job's errors.
+    Discard(String),
+    /// Stop on purpose: state `cancelled`, with this reason kept in the job's errors.
+    Cancel(String),
+}
+
+/// A failed attempt: the message is kept in the job's `errors`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobError {
+    message: String,
+}
+
+impl JobError {
+    /// An error with this message.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+        }
+    }
+
+    /// The message stored in the job's `errors`.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for JobError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for JobError {}
+
+/// Return types a worker fn may have: `()`, [`Outcome`], `Result<(), E>` and `Result<Outcome, E>`
+/// for any `E: Display`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a return type a worker can have",
+    label = "unsupported worker return type",
+    note = "return `()`, `Outcome`, `Result<(), E>` or `Result<Outcome, E>` where `E: Display`"
+)]
+pub trait IntoJobResult {
+    /// Maps the value to an outcome or a failure.
+    fn into_job_result(self) -> Result<Outcome, JobError>;
+}
+
+impl IntoJobResult for () {
+    fn into_job_result(self) -> Result<Outcome, JobError> {
+        Ok(Outcome::Complete)
+    }
+}
+
+impl IntoJobResult for Outcome {
+    fn into_job_result(self) -> Result<Outcome, JobError> {
+        Ok(self)
+    }
+}
+
+impl<E: fmt::Display> IntoJobResult for Result<(), E> {
+    fn into_job_result(self) -> Result<Outcome, JobError> {
+        self.map(|()| Outcome::Complete)
+            .map_err(|e| JobError::new(e.to_string()))
+    }
+}
+
+impl<E: fmt::Display> IntoJobResult for Result<Outcome, E> {
+    fn into_job_result(self) -> Result<Outcome, JobError> {
+        self.map_err(|e| JobError::new(e.to_string()))
+    }
+}
+
+/// What a running attempt can see: the job row and the node's registered state.
+#[derive(Clone)]
+pub struct JobContext {
+    job: Arc<Job>,
+    state: Arc<StateMap>,
+}
+
+impl JobContext {
+    /// A context for `job` with the given state values.
+    pub fn new(job: Arc<Job>, state: Arc<StateMap>) -> Self {
+        Self { job, state }
+    }
+
+    /// The running job: id, attempt, errors of earlier attempts, meta, ...
+    pub fn job(&self) -> &Job {
+        &self.job
+    }
+
+    /// A value registered on the builder with `.state(value)`, or `None`.
+    pub fn try_state<T: Send + Sync + 'static>(&self) -> Option<State<T>> {
+        self.state.get::<T>()
+    }
+
+    /// A value registered on the builder with `.state(value)`.
+    ///
+    /// # Panics
+    /// When no value of type `T` was registered. Workers made by `#[worker]` declare their state
+    /// types, so `Oban::start` refuses to start without them and this cannot happen at run time.
+    pub fn state<T: Send + Sync + 'static>(&self) -> State<T> {
+        self.try_state().unwrap_or_else(|| {
+            panic!(
+                "no state of type `{}` was registered: add `.state(value)` to the Oban builder",
+                std::any::type_name::<T>()
+            )
+        })
+    }
+}
+
+impl fmt::Debug for JobContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JobContext")
+            .field("job", &self.job)
+            .finish_non_exhaustive()
+    }
+}

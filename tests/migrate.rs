@@ -1,0 +1,225 @@
+//! `oban::migrate` on a fresh database and on schemas other Oban implementations installed.
+
+mod common;
+
+use std::time::Duration;
+
+use oban::{JobContext, JobError, JobState, Oban, Outcome, Worker};
+use serde::{Deserialize, Serialize};
+use sqlx::{Executor, PgPool};
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+enum Probe {
+    Ok,
+}
+
+impl Worker for Probe {
+    const NAME: &'static str = "Test.Probe";
+    async fn perform(self, _ctx: JobContext) -> Result<Outcome, JobError> {
+        Ok(Outcome::Complete)
+    }
+}
+
+/// Everything about `oban_jobs` a migration could change: columns with types and defaults,
+/// indexes, constraints, the version comment.
+async fn jobs_table_shape(pool: &PgPool) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT 'column ' || column_name || ' ' || data_type || ' ' || coalesce(column_default, '') || ' ' || is_nullable
+           FROM information_schema.columns WHERE table_name = 'oban_jobs'
+         UNION ALL SELECT 'index ' || indexdef FROM pg_indexes WHERE tablename = 'oban_jobs'
+         UNION ALL SELECT 'constraint ' || conname || ' ' || pg_get_constraintdef(oid) FROM pg_constraint
+           WHERE conrelid = 'oban_jobs'::regclass
+         UNION ALL SELECT 'comment ' || coalesce(obj_description('oban_jobs'::regclass, 'pg_class'), '')
+         ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+async fn enum_values(pool: &PgPool) -> Vec<String> {
+    sqlx::query_scalar("SELECT unnest(enum_range(NULL::oban_job_state))::text")
+        .fetch_all(pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn fresh_database_gets_obans_schema_and_migrate_is_idempotent() {
+    let (pool, _) = common::empty_database().await;
+    oban::migrate(&pool).await.unwrap();
+    let first = jobs_table_shape(&pool).await;
+    oban::migrate(&pool).await.unwrap();
+    assert_eq!(
+        jobs_table_shape(&pool).await,
+        first,
+        "a second run changes nothing"
+    );
+
+    assert_eq!(
+        enum_values(&pool).await,
+        [
+            "available",
+            "suspended",
+            "scheduled",
+            "executing",
+            "retryable",
+            "completed",
+            "discarded",
+            "cancelled"
+        ]
+    );
+    assert!(
+        first.contains(&"comment 15".to_owned()),
+        "Elixir Oban's version comment: {first:?}"
+    );
+    for column in [
+        "errors ARRAY",
+        "tags ARRAY",
+        "attempted_by ARRAY",
+        "args jsonb",
+        "meta jsonb",
+        "priority integer",
+    ] {
+        assert!(
+            first
+                .iter()
+                .any(|l| l.starts_with(&format!("column {column}"))),
+            "{column} in {first:?}"
+        );
+    }
+    for index in [
+        "oban_jobs_state_queue_priority_scheduled_at_id_index",
+        "oban_jobs_staging_idx",
+        "oban_jobs_args_index",
+        "oban_jobs_meta_index",
+    ] {
+        assert!(
+            first.iter().any(|l| l.contains(index)),
+            "{index} in {first:?}"
+        );
+    }
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT tablename::text FROM pg_tables WHERE tablename LIKE 'oban%' ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        tables,
+        [
+            "oban_jobs",
+            "oban_peers",
+            "oban_producers",
+            "oban_rust_migrations"
+        ]
+    );
+    let versions: Vec<i32> =
+        sqlx::query_scalar("SELECT version FROM oban_rust_migrations ORDER BY 1")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(versions, [1, 2]);
+}
+
+#[tokio::test]
+async fn concurrent_migrations_from_many_nodes_all_succeed() {
+    let (pool, _) = common::empty_database().await;
+    let runs: Vec<_> = (0..6)
+        .map(|_| {
+            tokio::spawn({
+                let pool = pool.clone();
+                async move { oban::migrate(&pool).await }
+            })
+        })
+        .collect();
+    for run in runs {
+        run.await.unwrap().unwrap();
+    }
+    let versions: i64 = sqlx::query_scalar("SELECT count(*) FROM oban_rust_migrations")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(versions, 2);
+}
+
+async fn run_existing_job(pool: &PgPool) -> oban::Job {
+    let oban = Oban::builder()
+        .pool(pool.clone())
+        .queue("default", 2)
+        .register::<Probe>()
+        .poll_interval(Duration::from_millis(50))
+        .start()
+        .await
+        .unwrap();
+    let id: i64 = sqlx::query_scalar("SELECT min(id) FROM oban_jobs")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    let job = common::wait_for_state(pool, id, "completed").await;
+    oban.shutdown(Duration::from_secs(1)).await;
+    job
+}
+
+#[tokio::test]
+async fn an_elixir_oban_schema_is_kept_and_its_jobs_run() {
+    let (pool, _) = common::empty_database().await;
+    pool.execute(include_str!("fixtures/elixir_oban_v12.sql"))
+        .await
+        .unwrap();
+    let before = jobs_table_shape(&pool).await;
+    oban::migrate(&pool).await.unwrap();
+    assert_eq!(
+        jobs_table_shape(&pool).await,
+        before,
+        "oban_jobs is left exactly as Elixir Oban made it"
+    );
+    assert!(
+        enum_values(&pool).await.contains(&"suspended".to_owned()),
+        "missing states are added"
+    );
+    let peers: i64 = sqlx::query_scalar("SELECT count(*) FROM oban_peers")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(peers, 0);
+    let job = run_existing_job(&pool).await;
+    assert_eq!(job.state, JobState::Completed);
+    assert_eq!(job.tags, ["elixir"]);
+    assert_eq!(job.errors[0].error, "from elixir");
+    assert_eq!(job.meta["origin"], "elixir");
+}
+
+#[tokio::test]
+async fn a_python_oban_schema_is_kept_and_its_jobs_run() {
+    let (pool, _) = common::empty_database().await;
+    pool.execute(include_str!("fixtures/oban_py.sql"))
+        .await
+        .unwrap();
+    let before = jobs_table_shape(&pool).await;
+    let leaders_before: Vec<String> = sqlx::query_scalar(
+        "SELECT column_name::text FROM information_schema.columns WHERE table_name = 'oban_leaders' ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    oban::migrate(&pool).await.unwrap();
+    oban::migrate(&pool).await.unwrap();
+    assert_eq!(
+        jobs_table_shape(&pool).await,
+        before,
+        "oban_jobs is left exactly as the Python port made it"
+    );
+    let leaders_after: Vec<String> = sqlx::query_scalar(
+        "SELECT column_name::text FROM information_schema.columns WHERE table_name = 'oban_leaders' ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(leaders_after, leaders_before);
+    let job = run_existing_job(&pool).await;
+    assert_eq!(job.tags, ["python"]);
+    assert_eq!(job.errors[0].error, "from python");
+    assert_eq!(job.meta["origin"], "python");
+}

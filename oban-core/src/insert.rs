@@ -40,7 +40,10 @@ impl<'a> JobInserter<'a> for &'a Oban {
 
 impl<'a> JobInserter<'a> for &'a PgPool {
     fn insert_jobs(self, jobs: Vec<NewJob>) -> BoxFuture<'a, Result<Vec<Job>>> {
-        Box::pin(postgres::insert_jobs(self, jobs))
+        Box::pin(async move {
+            let mut conn = self.acquire().await?;
+            postgres::insert_jobs(&mut conn, jobs).await
+        })
     }
 }
 

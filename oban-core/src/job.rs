@@ -47,6 +47,10 @@ pub struct Job {
     pub discarded_at: Option<DateTime<Utc>>,
     /// When the job was cancelled.
     pub cancelled_at: Option<DateTime<Utc>>,
+    /// Set on the job an insert returns when a unique duplicate already existed: this is that
+    /// existing job, and nothing new was inserted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub conflict: bool,
 }
 
 impl Job {

@@ -40,7 +40,9 @@ pub use new_job::{JobBuilder, NewJob};
 pub use oban::{Builder, Oban};
 pub use registry::{Registry, WorkerRegistration};
 pub use state::{State, StateKey, StateMap};
-pub use unique::{UniqueField, UniqueOptions, UniquePeriod, UniqueStates, UniqueTimestamp};
+pub use unique::{
+    ReplaceField, UniqueField, UniqueOptions, UniquePeriod, UniqueStates, UniqueTimestamp,
+};
 pub use worker::{IntoJobResult, JobContext, JobError, Outcome, Worker, WorkerOptions};
 
 /// What `#[worker]` expansions refer to; not a public API.

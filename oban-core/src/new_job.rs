@@ -8,7 +8,8 @@ use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 use crate::insert::JobInserter;
-use crate::job::Job;
+use crate::job::{Job, JobState};
+use crate::unique::{ReplaceField, UniqueOptions};
 use crate::worker::Worker;
 
 /// A job ready to insert, with its arguments already encoded.
@@ -45,6 +46,10 @@ pub struct NewJob {
     pub max_attempts: i32,
     /// When the job may run; `None` is now (state `available`), a future time is `scheduled`.
     pub scheduled_at: Option<DateTime<Utc>>,
+    /// Which existing jobs count as duplicates of this one (`None`: not unique).
+    pub unique: Option<UniqueOptions>,
+    /// On a conflict, the fields of the existing job to overwrite, by its state.
+    pub replace: Vec<(JobState, Vec<ReplaceField>)>,
 }
 
 impl NewJob {
@@ -60,12 +65,26 @@ impl NewJob {
             priority: 0,
             max_attempts: 20,
             scheduled_at: None,
+            unique: None,
+            replace: Vec::new(),
         }
     }
 
     /// Sets the queue.
     pub fn queue(mut self, queue: impl Into<String>) -> Self {
         self.queue = queue.into();
+        self
+    }
+
+    /// Makes the job unique (see [`crate::unique`]).
+    pub fn unique(mut self, unique: UniqueOptions) -> Self {
+        self.unique = Some(unique);
+        self
+    }
+
+    /// On a conflict with an existing job in `state`, overwrite its `fields` with this job's.
+    pub fn replace(mut self, state: JobState, fields: &[ReplaceField]) -> Self {
+        self.replace.push((state, fields.to_vec()));
         self
     }
 
@@ -178,6 +197,8 @@ pub struct JobBuilder<W> {
     tags: Option<Vec<String>>,
     meta: Map<String, Value>,
     scheduled_at: Option<DateTime<Utc>>,
+    unique: Option<Option<UniqueOptions>>,
+    replace: Vec<(JobState, Vec<ReplaceField>)>,
     _worker: PhantomData<fn() -> W>,
 }
 
@@ -192,8 +213,29 @@ impl<W: Worker> JobBuilder<W> {
             tags: None,
             meta: Map::new(),
             scheduled_at: None,
+            unique: None,
+            replace: Vec::new(),
             _worker: PhantomData,
         }
+    }
+
+    /// Overrides the worker's unique options for this job.
+    pub fn unique(mut self, unique: UniqueOptions) -> Self {
+        self.unique = Some(Some(unique));
+        self
+    }
+
+    /// Inserts this job even if the worker's jobs are unique.
+    pub fn not_unique(mut self) -> Self {
+        self.unique = Some(None);
+        self
+    }
+
+    /// On a conflict with an existing job in `state`, overwrite its `fields` with this job's
+    /// (e.g. `(JobState::Scheduled, &[ReplaceField::ScheduledAt])` to move a pending job).
+    pub fn replace(mut self, state: JobState, fields: &[ReplaceField]) -> Self {
+        self.replace.push((state, fields.to_vec()));
+        self
     }
 
     /// The job's arguments.
@@ -270,6 +312,8 @@ impl<W: Worker> JobBuilder<W> {
             priority: i32::from(self.priority.unwrap_or(options.priority)),
             max_attempts: i32::from(self.max_attempts.unwrap_or(options.max_attempts)),
             scheduled_at: self.scheduled_at,
+            unique: self.unique.unwrap_or(options.unique),
+            replace: self.replace,
         };
         job.validate()?;
         Ok(job)

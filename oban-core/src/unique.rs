@@ -1,6 +1,39 @@
-//! Unique job options: which jobs count as duplicates of each other.
+//! Unique jobs: which jobs count as duplicates of each other, enforced by the database.
+//!
+//! # Design
+//!
+//! Oban's open-source engine checks for a duplicate with a read before the write, so two
+//! concurrent inserts can both win. Here the database decides:
+//!
+//! - A unique job stores a **key** in `oban_jobs.uniq_key`: a SHA-256 of the canonical JSON of
+//!   the compared fields (`worker`, `queue`, the chosen `keys` of `args` and `meta`, or all of
+//!   them). A partial unique index, `oban_jobs_uniq_key_index ON (uniq_key) WHERE uniq_key IS NOT
+//!   NULL`, lets at most one row hold a key. Jobs without unique options store `NULL` and cost
+//!   nothing.
+//! - **States**: the job records its unique states (`meta.uniq_states`); every statement that
+//!   changes a job's state clears the key when the new state is outside that group, so a job that
+//!   e.g. completed under `Incomplete` no longer blocks a new one.
+//! - **Period**: the window slides exactly (no time buckets). In the inserting transaction, first
+//!   a key held by a job whose timestamp (`inserted_at` or `scheduled_at`) is older than `now -
+//!   period` is released, then the row is inserted with `ON CONFLICT DO NOTHING`. Two inserters
+//!   racing for one key serialise on the index entry: the second waits for the first to commit or
+//!   roll back, then either inserts or sees the winner. No interleaving inserts two duplicates.
+//! - A **conflict** is not an error: `insert` returns the existing job with
+//!   [`Job::conflict`](crate::Job::conflict) set, after applying any `replace` rules to it.
+//! - `insert_all` is unique too: against the table, and within the batch (the first of equal
+//!   jobs is inserted, the others report a conflict with it).
+//!
+//! Inserts run at `READ COMMITTED` (PostgreSQL's default); the conflict lookup needs to see the
+//! winner's committed row. Jobs inserted by Elixir or Python Oban nodes carry no key: their own
+//! engines' checks apply to them.
 
 use std::time::Duration;
+
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::job::JobState;
+use crate::new_job::NewJob;
 
 /// How long a job blocks duplicates after it was inserted (or scheduled).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -35,6 +68,31 @@ pub enum UniqueStates {
     Scheduled,
     /// Every state.
     All,
+}
+
+impl UniqueStates {
+    /// The states of the group.
+    pub const fn states(self) -> &'static [JobState] {
+        match self {
+            UniqueStates::Successful => &[
+                JobState::Available,
+                JobState::Scheduled,
+                JobState::Suspended,
+                JobState::Executing,
+                JobState::Retryable,
+                JobState::Completed,
+            ],
+            UniqueStates::Incomplete => &[
+                JobState::Available,
+                JobState::Scheduled,
+                JobState::Suspended,
+                JobState::Executing,
+                JobState::Retryable,
+            ],
+            UniqueStates::Scheduled => &[JobState::Scheduled],
+            UniqueStates::All => &JobState::ALL,
+        }
+    }
 }
 
 /// Which timestamp the period is measured from.
@@ -132,5 +190,93 @@ impl UniqueOptions {
 impl Default for UniqueOptions {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// A field of an existing duplicate that an insert may overwrite (Oban's `replace`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ReplaceField {
+    /// The args.
+    Args,
+    /// `max_attempts`.
+    MaxAttempts,
+    /// The meta (the unique bookkeeping keys are kept).
+    Meta,
+    /// The priority.
+    Priority,
+    /// The queue.
+    Queue,
+    /// `scheduled_at`.
+    ScheduledAt,
+    /// The tags.
+    Tags,
+}
+
+/// The key that identifies `job` among its duplicates: SHA-256 (hex) of the canonical JSON of
+/// the compared fields. Keys missing from a job's args or meta are simply absent, so two jobs
+/// that both lack a key agree on it.
+pub(crate) fn unique_key(job: &NewJob, options: &UniqueOptions) -> String {
+    let pick = |value: &Value| -> Value {
+        match value {
+            Value::Object(map) if !options.keys.is_empty() => Value::Object(
+                options
+                    .keys
+                    .iter()
+                    .filter_map(|k| map.get(*k).map(|v| ((*k).to_owned(), v.clone())))
+                    .collect(),
+            ),
+            other => other.clone(),
+        }
+    };
+    // serde_json's Map is sorted by key, so the serialisation is canonical.
+    let mut parts = Map::new();
+    for field in options.fields {
+        let (name, value) = match field {
+            UniqueField::Args => ("args", pick(&job.args)),
+            UniqueField::Meta => ("meta", pick(&job.meta)),
+            UniqueField::Queue => ("queue", Value::from(job.queue.as_str())),
+            UniqueField::Worker => ("worker", Value::from(job.worker.as_str())),
+        };
+        parts.insert(name.to_owned(), value);
+    }
+    let canonical = Value::Object(parts).to_string();
+    hex::encode(Sha256::digest(canonical.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn key(job: &NewJob, options: UniqueOptions) -> String {
+        unique_key(job, &options)
+    }
+
+    #[test]
+    fn key_ignores_key_order_and_unchosen_fields() {
+        let a = NewJob::new("W", json!({"a": 1, "b": 2})).queue("q1");
+        let b = NewJob::new("W", json!({"b": 2, "a": 1})).queue("q1");
+        assert_eq!(key(&a, UniqueOptions::new()), key(&b, UniqueOptions::new()));
+        let other_queue = NewJob::new("W", json!({"a": 1, "b": 2})).queue("q2");
+        assert_ne!(
+            key(&a, UniqueOptions::new()),
+            key(&other_queue, UniqueOptions::new())
+        );
+        let args_only = UniqueOptions::new().fields(&[UniqueField::Args]);
+        assert_eq!(key(&a, args_only), key(&other_queue, args_only));
+    }
+
+    #[test]
+    fn keys_pick_a_subset_and_missing_keys_agree() {
+        let opts = UniqueOptions::new().keys(&["id"]);
+        let a = NewJob::new("W", json!({"id": 1, "note": "x"}));
+        let b = NewJob::new("W", json!({"id": 1, "note": "y"}));
+        let c = NewJob::new("W", json!({"id": 2, "note": "x"}));
+        assert_eq!(key(&a, opts), key(&b, opts));
+        assert_ne!(key(&a, opts), key(&c, opts));
+        let none1 = NewJob::new("W", json!({"note": "x"}));
+        let none2 = NewJob::new("W", json!({"other": 3}));
+        assert_eq!(key(&none1, opts), key(&none2, opts));
     }
 }

@@ -9,12 +9,15 @@ use async_trait::async_trait;
 use chrono::{NaiveDateTime, TimeZone, Utc};
 use serde_json::Value;
 use sqlx::postgres::{PgPool, PgRow};
-use sqlx::{Executor, Row};
+use std::collections::HashMap;
+
+use sqlx::{Executor, PgConnection, Row};
 
 use crate::engine::{Ack, Engine};
 use crate::error::{Error, Result};
 use crate::job::{AttemptError, Job, JobState};
 use crate::new_job::NewJob;
+use crate::unique::{unique_key, ReplaceField, UniqueTimestamp};
 
 /// Column list every job query returns, normalised so that schemas installed by Elixir Oban
 /// (integer, `text[]` tags, `jsonb[]` errors) and by Oban's Python port (smallint, jsonb) decode
@@ -37,7 +40,24 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "runtime tables",
         include_str!("../../../migrations/postgres/002_runtime_tables.sql"),
     ),
+    (
+        3,
+        "unique key",
+        include_str!("../../../migrations/postgres/003_unique_key.sql"),
+    ),
 ];
+
+/// `uniq_key` after a change of state to the SQL expression `state`: kept while the new state is
+/// one of the job's unique states (`meta.uniq_states`), cleared otherwise.
+macro_rules! keep_uniq_key {
+    ($state:literal) => {
+        concat!(
+            "uniq_key = CASE WHEN j.uniq_key IS NOT NULL AND coalesce(j.meta->'uniq_states' ? (",
+            $state,
+            ")::text, false) THEN j.uniq_key END"
+        )
+    };
+}
 
 /// Arbitrary but fixed key of the advisory lock that serialises migrations.
 const MIGRATION_LOCK: i64 = 0x0ba7_0001;
@@ -107,14 +127,137 @@ pub(crate) async fn migrate(pool: &PgPool) -> Result<()> {
     Ok(())
 }
 
-/// Inserts `jobs` on any PostgreSQL connection, in one statement with one array bind per column.
-pub(crate) async fn insert_jobs<'c, E>(executor: E, jobs: Vec<NewJob>) -> Result<Vec<Job>>
-where
-    E: sqlx::PgExecutor<'c>,
-{
+/// Inserts `jobs` on any PostgreSQL connection: one statement with one array bind per column.
+///
+/// Unique jobs (see [`crate::unique`]) take a transaction (a savepoint inside the caller's):
+/// release keys whose period is over, insert with `ON CONFLICT DO NOTHING`, then report every
+/// job that lost to an existing one as that job with `conflict` set.
+pub(crate) async fn insert_jobs(conn: &mut PgConnection, jobs: Vec<NewJob>) -> Result<Vec<Job>> {
     if jobs.is_empty() {
         return Ok(Vec::new());
     }
+    let mut jobs = jobs;
+    for job in &mut jobs {
+        job.validate()?;
+        if let (Some(unique), Value::Object(meta)) = (&job.unique, &mut job.meta) {
+            let states: Vec<&str> = unique.states.states().iter().map(|s| s.as_str()).collect();
+            meta.insert("uniq_states".to_owned(), Value::from(states));
+        }
+    }
+    let keys: Vec<Option<String>> = jobs
+        .iter()
+        .map(|job| job.unique.as_ref().map(|u| unique_key(job, u)))
+        .collect();
+    if keys.iter().all(Option::is_none) {
+        let rows = insert_rows(&mut *conn, &jobs, &keys).await?;
+        return Ok(rows.into_iter().map(|(job, _)| job).collect());
+    }
+
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    let mut results: Vec<Option<Job>> = vec![None; jobs.len()];
+    let mut pending: Vec<usize> = (0..jobs.len()).collect();
+    for _round in 0..5 {
+        release_expired(&mut tx, &jobs, &keys, &pending).await?;
+        let batch: Vec<NewJob> = pending.iter().map(|&i| jobs[i].clone()).collect();
+        let batch_keys: Vec<Option<String>> = pending.iter().map(|&i| keys[i].clone()).collect();
+        let rows = insert_rows(&mut *tx, &batch, &batch_keys).await?;
+
+        // Map the inserted rows back to inputs: unkeyed in order, keyed by key (the first input
+        // with a key wins; later equal inputs of the batch conflict with it).
+        let mut unkeyed = rows
+            .iter()
+            .filter(|(_, key)| key.is_none())
+            .map(|(job, _)| job);
+        let mut by_key: HashMap<&str, &Job> = rows
+            .iter()
+            .filter_map(|(job, key)| key.as_deref().map(|k| (k, job)))
+            .collect();
+        let mut conflicted = Vec::new();
+        for &i in &pending {
+            match keys[i].as_deref() {
+                None => results[i] = unkeyed.next().cloned(),
+                Some(key) => match by_key.remove(key) {
+                    Some(job) => results[i] = Some(job.clone()),
+                    None => conflicted.push(i),
+                },
+            }
+        }
+        // A job inserted outside its own unique states must not hold its key.
+        let outside: Vec<i64> = pending
+            .iter()
+            .filter_map(|&i| {
+                results[i]
+                    .as_ref()
+                    .filter(|_| keys[i].is_some())
+                    .map(|job| (i, job))
+            })
+            .filter(|(i, job)| {
+                jobs[*i]
+                    .unique
+                    .is_some_and(|u| !u.states.states().contains(&job.state))
+            })
+            .map(|(_, job)| job.id)
+            .collect();
+        if !outside.is_empty() {
+            sqlx::query("UPDATE oban_jobs SET uniq_key = NULL WHERE id = ANY($1)")
+                .bind(&outside)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if conflicted.is_empty() {
+            pending.clear();
+            break;
+        }
+        // The holders of the conflicting keys (committed, or inserted earlier in this batch).
+        let wanted: Vec<&str> = conflicted
+            .iter()
+            .filter_map(|&i| keys[i].as_deref())
+            .collect();
+        let sql =
+            format!("SELECT {JOB_COLUMNS}, j.uniq_key FROM oban_jobs j WHERE j.uniq_key = ANY($1)");
+        let holders = sqlx::query(&sql).bind(&wanted).fetch_all(&mut *tx).await?;
+        let holders: HashMap<String, Job> = holders
+            .iter()
+            .map(|row| Ok((row.try_get::<String, _>("uniq_key")?, job_from_row(row)?)))
+            .collect::<Result<_>>()?;
+        pending.clear();
+        for i in conflicted {
+            let key = keys[i].as_deref().unwrap_or_default();
+            match holders.get(key) {
+                Some(existing) => {
+                    let mut existing = replace_fields(&mut tx, existing, &jobs[i]).await?;
+                    existing.conflict = true;
+                    results[i] = Some(existing);
+                }
+                // The holder left its unique states meanwhile: try again.
+                None => pending.push(i),
+            }
+        }
+        if pending.is_empty() {
+            break;
+        }
+    }
+    if !pending.is_empty() {
+        return Err(Error::InvalidJob(format!(
+            "{} unique job(s) kept conflicting with jobs that changed state under them; try again",
+            pending.len()
+        )));
+    }
+    tx.commit().await?;
+    results
+        .into_iter()
+        .map(|job| {
+            job.ok_or_else(|| Error::InvalidJob("the insert returned fewer rows than jobs".into()))
+        })
+        .collect()
+}
+
+/// The insert statement; returns each stored row with the key it holds.
+async fn insert_rows(
+    conn: &mut PgConnection,
+    jobs: &[NewJob],
+    keys: &[Option<String>],
+) -> Result<Vec<(Job, Option<String>)>> {
     let len = jobs.len();
     let mut queues = Vec::with_capacity(len);
     let mut workers = Vec::with_capacity(len);
@@ -125,12 +268,11 @@ where
     let mut max_attempts = Vec::with_capacity(len);
     let mut scheduled = Vec::with_capacity(len);
     for job in jobs {
-        job.validate()?;
-        queues.push(job.queue);
-        workers.push(job.worker);
-        args.push(job.args);
-        metas.push(job.meta);
-        tags.push(Value::from(job.tags));
+        queues.push(job.queue.as_str());
+        workers.push(job.worker.as_str());
+        args.push(&job.args);
+        metas.push(&job.meta);
+        tags.push(Value::from(job.tags.clone()));
         priorities.push(job.priority);
         max_attempts.push(job.max_attempts);
         scheduled.push(job.scheduled_at.map(|at| at.naive_utc()));
@@ -138,16 +280,17 @@ where
     let sql = format!(
         "WITH input AS (
            SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::jsonb[], $5::jsonb[],
-                                $6::int4[], $7::int4[], $8::timestamp[])
-             WITH ORDINALITY AS t(queue, worker, args, meta, tags, priority, max_attempts, scheduled_at, ord)
+                                $6::int4[], $7::int4[], $8::timestamp[], $9::text[])
+             WITH ORDINALITY AS t(queue, worker, args, meta, tags, priority, max_attempts, scheduled_at, uniq_key, ord)
          ), inserted AS (
-           INSERT INTO oban_jobs AS j (state, queue, worker, args, meta, tags, priority, max_attempts, scheduled_at)
+           INSERT INTO oban_jobs AS j (state, queue, worker, args, meta, tags, priority, max_attempts, scheduled_at, uniq_key)
            SELECT CASE WHEN t.scheduled_at > timezone('UTC', now()) THEN 'scheduled' ELSE 'available' END::oban_job_state,
                   t.queue, t.worker, t.args, t.meta,
                   ARRAY(SELECT jsonb_array_elements_text(t.tags)),
-                  t.priority, t.max_attempts, coalesce(t.scheduled_at, timezone('UTC', now()))
+                  t.priority, t.max_attempts, coalesce(t.scheduled_at, timezone('UTC', now())), t.uniq_key
            FROM input t ORDER BY t.ord
-           RETURNING {JOB_COLUMNS}
+           ON CONFLICT (uniq_key) WHERE uniq_key IS NOT NULL DO NOTHING
+           RETURNING {JOB_COLUMNS}, j.uniq_key
          )
          SELECT * FROM inserted j ORDER BY j.id"
     );
@@ -160,9 +303,104 @@ where
         .bind(priorities)
         .bind(max_attempts)
         .bind(scheduled)
-        .fetch_all(executor)
+        .bind(keys)
+        .fetch_all(&mut *conn)
         .await?;
-    rows.iter().map(job_from_row).collect()
+    rows.iter()
+        .map(|row| {
+            Ok((
+                job_from_row(row)?,
+                row.try_get::<Option<String>, _>("uniq_key")?,
+            ))
+        })
+        .collect()
+}
+
+/// Releases the keys of `pending` jobs held by jobs whose unique period is over.
+async fn release_expired(
+    conn: &mut PgConnection,
+    jobs: &[NewJob],
+    keys: &[Option<String>],
+    pending: &[usize],
+) -> Result<()> {
+    let mut release_keys = Vec::new();
+    let mut periods = Vec::new();
+    let mut by_scheduled = Vec::new();
+    for &i in pending {
+        if let (Some(key), Some(unique)) = (&keys[i], &jobs[i].unique) {
+            if let Some(period) = unique.period_duration() {
+                release_keys.push(key.as_str());
+                periods.push(millis(period));
+                by_scheduled.push(unique.timestamp == UniqueTimestamp::ScheduledAt);
+            }
+        }
+    }
+    if release_keys.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE oban_jobs j SET uniq_key = NULL
+         FROM unnest($1::text[], $2::int8[], $3::bool[]) AS t(uniq_key, period_ms, by_scheduled)
+         WHERE j.uniq_key = t.uniq_key
+           AND CASE WHEN t.by_scheduled THEN j.scheduled_at ELSE j.inserted_at END
+               < timezone('UTC', now()) - t.period_ms * interval '1 millisecond'",
+    )
+    .bind(release_keys)
+    .bind(periods)
+    .bind(by_scheduled)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Applies `job`'s replace rules for the state `existing` is in; returns the job as it now is.
+async fn replace_fields(conn: &mut PgConnection, existing: &Job, job: &NewJob) -> Result<Job> {
+    let fields: Vec<ReplaceField> = job
+        .replace
+        .iter()
+        .filter(|(state, _)| *state == existing.state)
+        .flat_map(|(_, fields)| fields.iter().copied())
+        .collect();
+    if fields.is_empty() {
+        return Ok(existing.clone());
+    }
+    let has = |field: ReplaceField| fields.contains(&field);
+    let sql = format!(
+        "UPDATE oban_jobs j SET
+           args = CASE WHEN $3 THEN $4 ELSE j.args END,
+           max_attempts = CASE WHEN $5 THEN greatest($6, j.attempt) ELSE j.max_attempts END,
+           meta = CASE WHEN $7 THEN $8 ELSE j.meta END,
+           priority = CASE WHEN $9 THEN $10 ELSE j.priority END,
+           queue = CASE WHEN $11 THEN $12 ELSE j.queue END,
+           scheduled_at = CASE WHEN $13 THEN coalesce($14, timezone('UTC', now())) ELSE j.scheduled_at END,
+           tags = CASE WHEN $15 THEN $16 ELSE j.tags END
+         WHERE j.id = $1 AND j.state = $2::oban_job_state
+         RETURNING {JOB_COLUMNS}"
+    );
+    let row = sqlx::query(&sql)
+        .bind(existing.id)
+        .bind(existing.state.as_str())
+        .bind(has(ReplaceField::Args))
+        .bind(&job.args)
+        .bind(has(ReplaceField::MaxAttempts))
+        .bind(job.max_attempts)
+        .bind(has(ReplaceField::Meta))
+        .bind(&job.meta)
+        .bind(has(ReplaceField::Priority))
+        .bind(job.priority)
+        .bind(has(ReplaceField::Queue))
+        .bind(&job.queue)
+        .bind(has(ReplaceField::ScheduledAt))
+        .bind(job.scheduled_at.map(|at| at.naive_utc()))
+        .bind(has(ReplaceField::Tags))
+        .bind(&job.tags)
+        .fetch_optional(&mut *conn)
+        .await?;
+    match row {
+        Some(row) => job_from_row(&row),
+        // It changed state between the lookup and now; report it as found.
+        None => Ok(existing.clone()),
+    }
 }
 
 #[async_trait]
@@ -172,7 +410,8 @@ impl Engine for PostgresEngine {
     }
 
     async fn job_insert_many(&self, jobs: Vec<NewJob>) -> Result<Vec<Job>> {
-        insert_jobs(&self.pool, jobs).await
+        let mut conn = self.pool.acquire().await?;
+        insert_jobs(&mut conn, jobs).await
     }
 
     async fn job_fetch_available(
@@ -181,7 +420,8 @@ impl Engine for PostgresEngine {
         demand: u32,
         attempted_by: &[String],
     ) -> Result<Vec<Job>> {
-        const SQL: &str = "WITH locked AS (
+        const SQL: &str = concat!(
+            "WITH locked AS (
                SELECT id FROM oban_jobs
                WHERE state = 'available' AND queue = $1
                ORDER BY priority, scheduled_at, id
@@ -190,9 +430,10 @@ impl Engine for PostgresEngine {
              )
              UPDATE oban_jobs j
              SET state = 'executing', attempt = j.attempt + 1,
-                 attempted_at = timezone('UTC', now()), attempted_by = $3
-             FROM locked WHERE j.id = locked.id
-             RETURNING ";
+                 attempted_at = timezone('UTC', now()), attempted_by = $3, ",
+            keep_uniq_key!("'executing'"),
+            " FROM locked WHERE j.id = locked.id RETURNING "
+        );
         let sql = format!("{SQL}{JOB_COLUMNS}");
         let rows = sqlx::query(&sql)
             .bind(queue)
@@ -225,9 +466,11 @@ impl Engine for PostgresEngine {
             .collect();
         let errors: Vec<Option<Value>> = acks.iter().map(|a| a.error.clone()).collect();
         let metas: Vec<Option<Value>> = acks.iter().map(|a| a.meta.clone()).collect();
-        let ids = sqlx::query_scalar(
+        let ids = sqlx::query_scalar(concat!(
             "UPDATE oban_jobs j SET
-               state = a.state::oban_job_state,
+               state = a.state::oban_job_state, ",
+            keep_uniq_key!("a.state"),
+            ",
                completed_at = CASE WHEN a.state = 'completed' THEN timezone('UTC', now()) ELSE j.completed_at END,
                discarded_at = CASE WHEN a.state = 'discarded' THEN timezone('UTC', now()) ELSE j.discarded_at END,
                cancelled_at = CASE WHEN a.state = 'cancelled' THEN timezone('UTC', now()) ELSE j.cancelled_at END,
@@ -239,8 +482,8 @@ impl Engine for PostgresEngine {
              FROM unnest($1::int8[], $2::timestamp[], $3::text[], $4::int8[], $5::int4[], $6::jsonb[], $7::jsonb[])
                AS a(id, attempted_at, state, delay_ms, give_back, error, meta)
              WHERE j.id = a.id AND j.state = 'executing' AND j.attempted_at = a.attempted_at
-             RETURNING j.id",
-        )
+             RETURNING j.id"
+        ))
         .bind(ids)
         .bind(attempted)
         .bind(states)
@@ -254,7 +497,7 @@ impl Engine for PostgresEngine {
     }
 
     async fn job_stage_due(&self, limit: u32) -> Result<Vec<String>> {
-        let queues = sqlx::query_scalar(
+        let queues = sqlx::query_scalar(concat!(
             "WITH due AS (
                SELECT id FROM oban_jobs
                WHERE state IN ('scheduled', 'retryable') AND scheduled_at <= timezone('UTC', now())
@@ -262,10 +505,12 @@ impl Engine for PostgresEngine {
                LIMIT $1
                FOR UPDATE SKIP LOCKED
              ), staged AS (
-               UPDATE oban_jobs j SET state = 'available' FROM due WHERE j.id = due.id RETURNING j.queue
+               UPDATE oban_jobs j SET state = 'available', ",
+            keep_uniq_key!("'available'"),
+            " FROM due WHERE j.id = due.id RETURNING j.queue
              )
-             SELECT DISTINCT queue FROM staged",
-        )
+             SELECT DISTINCT queue FROM staged"
+        ))
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
@@ -277,7 +522,7 @@ impl Engine for PostgresEngine {
         stale_after: Duration,
         unknown_after: Duration,
     ) -> Result<u64> {
-        let result = sqlx::query(
+        let result = sqlx::query(concat!(
             "WITH orphans AS (
                SELECT j.id FROM oban_jobs j
                LEFT JOIN oban_producers p ON p.uuid::text = j.attempted_by[2]
@@ -287,13 +532,15 @@ impl Engine for PostgresEngine {
                FOR UPDATE OF j SKIP LOCKED
              )
              UPDATE oban_jobs j SET
-               state = CASE WHEN j.attempt >= j.max_attempts THEN 'discarded' ELSE 'available' END::oban_job_state,
+               state = CASE WHEN j.attempt >= j.max_attempts THEN 'discarded' ELSE 'available' END::oban_job_state, ",
+            keep_uniq_key!("CASE WHEN j.attempt >= j.max_attempts THEN 'discarded' ELSE 'available' END"),
+            ",
                discarded_at = CASE WHEN j.attempt >= j.max_attempts THEN timezone('UTC', now()) ELSE j.discarded_at END,
                meta = coalesce(j.meta, '{}'::jsonb) || jsonb_build_object(
                  'rescued', coalesce((j.meta->>'rescued')::int, 0) + 1,
                  'rescued_from', to_jsonb(j.attempted_by))
-             FROM orphans WHERE j.id = orphans.id",
-        )
+             FROM orphans WHERE j.id = orphans.id"
+        ))
         .bind(millis(stale_after))
         .bind(millis(unknown_after))
         .execute(&self.pool)
@@ -311,12 +558,13 @@ impl Engine for PostgresEngine {
     }
 
     async fn job_retry(&self, id: i64) -> Result<bool> {
-        let result = sqlx::query(
-            "UPDATE oban_jobs SET state = 'available', scheduled_at = timezone('UTC', now()),
-               max_attempts = greatest(max_attempts, attempt + 1),
-               completed_at = NULL, discarded_at = NULL, cancelled_at = NULL
-             WHERE id = $1 AND state <> 'executing'",
-        )
+        let result = sqlx::query(concat!(
+            "UPDATE oban_jobs j SET state = 'available', scheduled_at = timezone('UTC', now()),
+               max_attempts = greatest(j.max_attempts, j.attempt + 1),
+               completed_at = NULL, discarded_at = NULL, cancelled_at = NULL, ",
+            keep_uniq_key!("'available'"),
+            " WHERE j.id = $1 AND j.state <> 'executing'"
+        ))
         .bind(id)
         .execute(&self.pool)
         .await?;
@@ -324,10 +572,11 @@ impl Engine for PostgresEngine {
     }
 
     async fn job_cancel(&self, id: i64) -> Result<bool> {
-        let result = sqlx::query(
-            "UPDATE oban_jobs SET state = 'cancelled', cancelled_at = timezone('UTC', now())
-             WHERE id = $1 AND state NOT IN ('executing', 'completed', 'discarded', 'cancelled')",
-        )
+        let result = sqlx::query(concat!(
+            "UPDATE oban_jobs j SET state = 'cancelled', cancelled_at = timezone('UTC', now()), ",
+            keep_uniq_key!("'cancelled'"),
+            " WHERE j.id = $1 AND j.state NOT IN ('executing', 'completed', 'discarded', 'cancelled')"
+        ))
         .bind(id)
         .execute(&self.pool)
         .await?;
@@ -417,6 +666,7 @@ fn job_from_row(row: &PgRow) -> Result<Job> {
         cancelled_at: row
             .try_get::<Option<NaiveDateTime>, _>("cancelled_at")?
             .map(utc),
+        conflict: false,
     })
 }
 

@@ -9,8 +9,31 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use crate::error::Result;
+use crate::filter::JobFilter;
 use crate::job::{Job, JobState};
 use crate::new_job::NewJob;
+use crate::notifier::{Channel, Notice};
+
+/// The node's stop signal: `Some(deadline)` once it is stopping.
+pub type StopSignal = tokio::sync::watch::Receiver<Option<tokio::time::Instant>>;
+
+/// A producer as recorded by its heartbeat.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct ProducerInfo {
+    /// The producer's id (second element of a job's `attempted_by`).
+    pub uuid: uuid::Uuid,
+    /// Its node.
+    pub node: String,
+    /// Its queue.
+    pub queue: String,
+    /// `limit`, `paused`, `running` as of the last heartbeat.
+    pub meta: Value,
+    /// When it started.
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    /// Its last heartbeat.
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
 
 /// What to record about one finished (or interrupted) attempt.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,11 +93,44 @@ pub trait Engine: Send + Sync + 'static {
     /// One job by id.
     async fn job_get(&self, id: i64) -> Result<Option<Job>>;
 
-    /// Makes a job that is not executing available now, raising `max_attempts` when spent.
-    async fn job_retry(&self, id: i64) -> Result<bool>;
+    /// Makes matching jobs that are not executing available now, raising `max_attempts` where
+    /// spent; returns how many changed.
+    async fn job_retry_many(&self, filter: &JobFilter) -> Result<u64>;
 
-    /// Cancels a job that is not executing or finished.
-    async fn job_cancel(&self, id: i64) -> Result<bool>;
+    /// Cancels matching jobs that have not finished; returns the ids of those that were
+    /// `executing` (their nodes must stop them).
+    async fn job_cancel_many(&self, filter: &JobFilter) -> Result<(u64, Vec<i64>)>;
+
+    /// Deletes matching jobs that are not executing; returns how many.
+    async fn job_delete_many(&self, filter: &JobFilter) -> Result<u64>;
+
+    /// Deletes completed, cancelled and discarded jobs that finished more than `max_age` ago, at
+    /// most `limit` of them; returns how many.
+    async fn job_prune(&self, max_age: Duration, limit: u32) -> Result<u64>;
+
+    /// Rebuilds the job table's indexes without blocking writes.
+    async fn schema_reindex(&self) -> Result<()>;
+
+    /// Sends a notification to every node on this database.
+    async fn notify(&self, channel: Channel, payload: Value) -> Result<()>;
+
+    /// Listens on every channel, sending decoded notices to `sink` until `stop`; reconnects on
+    /// its own. Returns `false` (and listens to nothing) when notifications do not reach this
+    /// node, e.g. behind a transaction-mode pooler: the node then relies on polling.
+    async fn listen(
+        &self,
+        sink: tokio::sync::mpsc::UnboundedSender<Notice>,
+        stop: StopSignal,
+    ) -> Result<bool>;
+
+    /// Claims or renews leadership `name` for `node` for `ttl`; returns whether `node` leads.
+    async fn leader_elect(&self, name: &str, node: &str, ttl: Duration) -> Result<bool>;
+
+    /// Gives up leadership `name` if `node` holds it.
+    async fn leader_resign(&self, name: &str, node: &str) -> Result<()>;
+
+    /// The live producers, optionally of one queue.
+    async fn producer_list(&self, queue: Option<&str>) -> Result<Vec<ProducerInfo>>;
 
     /// Records that a producer is alive (upsert of its heartbeat).
     async fn producer_heartbeat(

@@ -55,7 +55,7 @@ impl<'a> JobInserter<'a> for &'a mut PgConnection {
 
 impl<'a, 't: 'a> JobInserter<'a> for &'a mut Transaction<'t, Postgres> {
     fn insert_jobs(self, jobs: Vec<NewJob>) -> BoxFuture<'a, Result<Vec<Job>>> {
-        Box::pin(postgres::insert_jobs(&mut **self, jobs))
+        Box::pin(postgres::insert_jobs(self, jobs))
     }
 }
 

@@ -15,14 +15,17 @@
 //! attempts, or on purpose), `cancelled`, or `scheduled` again when snoozed.
 
 pub mod backoff;
+pub mod cron;
 pub mod engine;
 pub mod engines;
 pub mod error;
+pub mod filter;
 pub mod insert;
 pub mod job;
 mod maintenance;
 pub mod migrate;
 pub mod new_job;
+pub mod notifier;
 pub mod oban;
 mod queue;
 pub mod registry;
@@ -31,13 +34,15 @@ pub mod unique;
 pub mod worker;
 
 pub use backoff::Backoff;
-pub use engine::{Ack, Engine};
+pub use cron::CronEntry;
+pub use engine::{Ack, Engine, ProducerInfo};
 pub use error::{Error, Result};
+pub use filter::JobFilter;
 pub use insert::{insert_all, JobInserter};
 pub use job::{AttemptError, Job, JobState};
 pub use migrate::migrate;
-pub use new_job::{JobBuilder, NewJob};
-pub use oban::{Builder, Oban};
+pub use new_job::{IntoNewJob, JobBuilder, NewJob};
+pub use oban::{Builder, Nodes, Oban, QueueInfo};
 pub use registry::{Registry, WorkerRegistration};
 pub use state::{State, StateKey, StateMap};
 pub use unique::{

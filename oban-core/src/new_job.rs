@@ -331,3 +331,23 @@ impl<W: Worker> From<W> for JobBuilder<W> {
         Self::new(args)
     }
 }
+
+/// Anything that can become a [`NewJob`]: a `NewJob`, or a typed [`JobBuilder`] (for cron
+/// entries and other places that take a job template).
+pub trait IntoNewJob {
+    /// The job, validated.
+    fn into_new_job(self) -> Result<NewJob>;
+}
+
+impl IntoNewJob for NewJob {
+    fn into_new_job(self) -> Result<NewJob> {
+        self.validate()?;
+        Ok(self)
+    }
+}
+
+impl<W: Worker> IntoNewJob for JobBuilder<W> {
+    fn into_new_job(self) -> Result<NewJob> {
+        self.build()
+    }
+}

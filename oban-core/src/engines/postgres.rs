@@ -8,15 +8,20 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{NaiveDateTime, TimeZone, Utc};
 use serde_json::Value;
-use sqlx::postgres::{PgPool, PgRow};
+use sqlx::postgres::{PgArguments, PgListener, PgPool, PgRow};
+use sqlx::query::Query;
+use sqlx::Postgres;
 use std::collections::HashMap;
+use tokio::sync::mpsc;
 
 use sqlx::{Executor, PgConnection, Row};
 
-use crate::engine::{Ack, Engine};
+use crate::engine::{Ack, Engine, ProducerInfo, StopSignal};
 use crate::error::{Error, Result};
+use crate::filter::JobFilter;
 use crate::job::{AttemptError, Job, JobState};
 use crate::new_job::NewJob;
+use crate::notifier::{Channel, Notice};
 use crate::unique::{unique_key, ReplaceField, UniqueTimestamp};
 
 /// Column list every job query returns, normalised so that schemas installed by Elixir Oban
@@ -160,7 +165,7 @@ pub(crate) async fn insert_jobs(conn: &mut PgConnection, jobs: Vec<NewJob>) -> R
         release_expired(&mut tx, &jobs, &keys, &pending).await?;
         let batch: Vec<NewJob> = pending.iter().map(|&i| jobs[i].clone()).collect();
         let batch_keys: Vec<Option<String>> = pending.iter().map(|&i| keys[i].clone()).collect();
-        let rows = insert_rows(&mut *tx, &batch, &batch_keys).await?;
+        let rows = insert_rows(&mut tx, &batch, &batch_keys).await?;
 
         // Map the inserted rows back to inputs: unkeyed in order, keyed by key (the first input
         // with a key wins; later equal inputs of the batch conflict with it).
@@ -291,8 +296,12 @@ async fn insert_rows(
            FROM input t ORDER BY t.ord
            ON CONFLICT (uniq_key) WHERE uniq_key IS NOT NULL DO NOTHING
            RETURNING {JOB_COLUMNS}, j.uniq_key
+         ), notified AS (
+           -- One notification per queue that received runnable jobs, sent on commit.
+           SELECT pg_notify('public.oban_insert', json_build_object('queue', q.queue)::text)
+           FROM (SELECT DISTINCT queue FROM inserted WHERE state = 'available') q
          )
-         SELECT * FROM inserted j ORDER BY j.id"
+         SELECT j.*, (SELECT count(*) FROM notified) AS notified FROM inserted j ORDER BY j.id"
     );
     let rows = sqlx::query(&sql)
         .bind(queues)
@@ -545,6 +554,15 @@ impl Engine for PostgresEngine {
         .bind(millis(unknown_after))
         .execute(&self.pool)
         .await?;
+        // Producers silent for three times the threshold, with nothing left to rescue, are gone.
+        sqlx::query(
+            "DELETE FROM oban_producers p
+             WHERE p.updated_at < timezone('UTC', now()) - 3 * $1 * interval '1 millisecond'
+               AND NOT EXISTS (SELECT 1 FROM oban_jobs j WHERE j.state = 'executing' AND j.attempted_by[2] = p.uuid::text)",
+        )
+        .bind(millis(stale_after))
+        .execute(&self.pool)
+        .await?;
         Ok(result.rows_affected())
     }
 
@@ -557,30 +575,219 @@ impl Engine for PostgresEngine {
         row.as_ref().map(job_from_row).transpose()
     }
 
-    async fn job_retry(&self, id: i64) -> Result<bool> {
-        let result = sqlx::query(concat!(
-            "UPDATE oban_jobs j SET state = 'available', scheduled_at = timezone('UTC', now()),
-               max_attempts = greatest(j.max_attempts, j.attempt + 1),
-               completed_at = NULL, discarded_at = NULL, cancelled_at = NULL, ",
-            keep_uniq_key!("'available'"),
-            " WHERE j.id = $1 AND j.state <> 'executing'"
-        ))
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(result.rows_affected() == 1)
+    async fn job_retry_many(&self, filter: &JobFilter) -> Result<u64> {
+        let sql = format!(
+            concat!(
+                "UPDATE oban_jobs j SET state = 'available', scheduled_at = timezone('UTC', now()),
+                   max_attempts = greatest(j.max_attempts, j.attempt + 1),
+                   completed_at = NULL, discarded_at = NULL, cancelled_at = NULL, ",
+                keep_uniq_key!("'available'"),
+                " WHERE {} AND j.state NOT IN ('executing', 'available')"
+            ),
+            FILTER_SQL
+        );
+        let result = bind_filter(sqlx::query(&sql), filter)
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected())
     }
 
-    async fn job_cancel(&self, id: i64) -> Result<bool> {
-        let result = sqlx::query(concat!(
-            "UPDATE oban_jobs j SET state = 'cancelled', cancelled_at = timezone('UTC', now()), ",
-            keep_uniq_key!("'cancelled'"),
-            " WHERE j.id = $1 AND j.state NOT IN ('executing', 'completed', 'discarded', 'cancelled')"
-        ))
-        .bind(id)
+    async fn job_cancel_many(&self, filter: &JobFilter) -> Result<(u64, Vec<i64>)> {
+        let sql = format!(
+            concat!(
+                "WITH target AS (
+                   SELECT j.id, j.state FROM oban_jobs j
+                   WHERE {} AND j.state NOT IN ('completed', 'discarded', 'cancelled')
+                   FOR UPDATE
+                 )
+                 UPDATE oban_jobs j SET state = 'cancelled', cancelled_at = timezone('UTC', now()), ",
+                keep_uniq_key!("'cancelled'"),
+                " FROM target WHERE j.id = target.id
+                 RETURNING j.id, target.state = 'executing' AS was_executing"
+            ),
+            FILTER_SQL
+        );
+        let rows: Vec<(i64, bool)> = bind_filter(sqlx::query(&sql), filter)
+            .try_map(|row: PgRow| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .fetch_all(&self.pool)
+            .await?;
+        let executing = rows.iter().filter(|(_, e)| *e).map(|(id, _)| *id).collect();
+        Ok((rows.len() as u64, executing))
+    }
+
+    async fn job_delete_many(&self, filter: &JobFilter) -> Result<u64> {
+        let sql = format!("DELETE FROM oban_jobs j WHERE {FILTER_SQL} AND j.state <> 'executing'");
+        let result = bind_filter(sqlx::query(&sql), filter)
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected())
+    }
+
+    async fn job_prune(&self, max_age: Duration, limit: u32) -> Result<u64> {
+        let result = sqlx::query(
+            "WITH cutoff AS (SELECT timezone('UTC', now()) - $1 * interval '1 millisecond' AS at),
+             doomed AS (
+               (SELECT id FROM oban_jobs, cutoff WHERE state = 'completed' AND completed_at < cutoff.at LIMIT $2)
+               UNION ALL
+               (SELECT id FROM oban_jobs, cutoff WHERE state = 'cancelled' AND cancelled_at < cutoff.at LIMIT $2)
+               UNION ALL
+               (SELECT id FROM oban_jobs, cutoff WHERE state = 'discarded' AND discarded_at < cutoff.at LIMIT $2)
+             ),
+             locked AS (
+               SELECT j.id FROM oban_jobs j JOIN doomed USING (id)
+               ORDER BY j.id LIMIT $2 FOR UPDATE OF j SKIP LOCKED
+             )
+             DELETE FROM oban_jobs j USING locked WHERE j.id = locked.id",
+        )
+        .bind(millis(max_age))
+        .bind(i64::from(limit))
         .execute(&self.pool)
         .await?;
-        Ok(result.rows_affected() == 1)
+        Ok(result.rows_affected())
+    }
+
+    async fn schema_reindex(&self) -> Result<()> {
+        let indexes: Vec<String> = sqlx::query_scalar(
+            "SELECT quote_ident(schemaname) || '.' || quote_ident(indexname) FROM pg_indexes
+             WHERE tablename = 'oban_jobs' AND schemaname = current_schema()",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        for index in indexes {
+            // One index at a time, outside any transaction, so writes never block.
+            (&self.pool)
+                .execute(format!("REINDEX INDEX CONCURRENTLY {index}").as_str())
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn notify(&self, channel: Channel, payload: Value) -> Result<()> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(channel.name())
+            .bind(payload.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn listen(
+        &self,
+        sink: mpsc::UnboundedSender<Notice>,
+        mut stop: StopSignal,
+    ) -> Result<bool> {
+        let mut listener = PgListener::connect_with(&self.pool).await?;
+        let probe = format!("oban_probe_{}", uuid::Uuid::new_v4().simple());
+        let mut channels: Vec<&str> = Channel::ALL.iter().map(|c| c.name()).collect();
+        channels.push(&probe);
+        listener.listen_all(channels).await?;
+        sqlx::query("SELECT pg_notify($1, 'probe')")
+            .bind(&probe)
+            .execute(&self.pool)
+            .await?;
+        // A notification to ourselves proves LISTEN works on this connection (it does not behind
+        // a transaction-mode pooler).
+        let heard = tokio::time::timeout(Duration::from_secs(2), async {
+            loop {
+                match listener.recv().await {
+                    Ok(n) if n.channel() == probe => return true,
+                    Ok(_) => continue,
+                    Err(_) => return false,
+                }
+            }
+        })
+        .await
+        .unwrap_or(false);
+        if !heard {
+            return Ok(false);
+        }
+        listener.unlisten(&probe).await?;
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.changed() => return,
+                    received = listener.try_recv() => match received {
+                        Ok(Some(n)) => {
+                            let notice = Channel::from_name(n.channel()).and_then(|c| Notice::decode(c, n.payload()));
+                            if let Some(notice) = notice {
+                                if sink.send(notice).is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                        Ok(None) => {
+                            tracing::warn!("the notification connection was lost; reconnecting");
+                            if sink.send(Notice::Reconnected).is_err() {
+                                return;
+                            }
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, "listening for notifications failed; retrying in 1 s");
+                            tokio::select! {
+                                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                                _ = stop.changed() => return,
+                            }
+                        }
+                    },
+                }
+            }
+        });
+        Ok(true)
+    }
+
+    async fn leader_elect(&self, name: &str, node: &str, ttl: Duration) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "DELETE FROM oban_peers WHERE name = $1 AND expires_at < timezone('UTC', now())",
+        )
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+        let leader: Option<String> = sqlx::query_scalar(
+            "INSERT INTO oban_peers (name, node, started_at, expires_at)
+             VALUES ($1, $2, timezone('UTC', now()), timezone('UTC', now()) + $3 * interval '1 millisecond')
+             ON CONFLICT (name) DO UPDATE SET expires_at = excluded.expires_at
+               WHERE oban_peers.node = excluded.node
+             RETURNING node",
+        )
+        .bind(name)
+        .bind(node)
+        .bind(millis(ttl))
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(leader.as_deref() == Some(node))
+    }
+
+    async fn leader_resign(&self, name: &str, node: &str) -> Result<()> {
+        sqlx::query("DELETE FROM oban_peers WHERE name = $1 AND node = $2")
+            .bind(name)
+            .bind(node)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn producer_list(&self, queue: Option<&str>) -> Result<Vec<ProducerInfo>> {
+        let rows = sqlx::query(
+            "SELECT uuid, node, queue, meta, started_at, updated_at FROM oban_producers
+             WHERE $1::text IS NULL OR queue = $1 ORDER BY queue, node, started_at",
+        )
+        .bind(queue)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ProducerInfo {
+                    uuid: row.try_get("uuid")?,
+                    node: row.try_get("node")?,
+                    queue: row.try_get("queue")?,
+                    meta: row.try_get("meta")?,
+                    started_at: utc(row.try_get("started_at")?),
+                    updated_at: utc(row.try_get("updated_at")?),
+                })
+            })
+            .collect()
     }
 
     async fn producer_heartbeat(
@@ -610,6 +817,29 @@ impl Engine for PostgresEngine {
             .await?;
         Ok(())
     }
+}
+
+/// The conditions of a [`JobFilter`], over binds `$1`..`$7` (see [`bind_filter`]).
+const FILTER_SQL: &str = "($1::int8[] IS NULL OR j.id = ANY($1))
+     AND (cardinality($2::text[]) = 0 OR j.queue = ANY($2))
+     AND (cardinality($3::text[]) = 0 OR j.worker = ANY($3))
+     AND (cardinality($4::text[]) = 0 OR j.state::text = ANY($4))
+     AND coalesce(to_jsonb(j.tags), '[]'::jsonb) @> $5::jsonb
+     AND ($6::jsonb IS NULL OR j.args @> $6)
+     AND ($7::jsonb IS NULL OR j.meta @> $7)";
+
+fn bind_filter<'q>(
+    query: Query<'q, Postgres, PgArguments>,
+    filter: &'q JobFilter,
+) -> Query<'q, Postgres, PgArguments> {
+    query
+        .bind(filter.ids.as_deref())
+        .bind(&filter.queues)
+        .bind(&filter.workers)
+        .bind(filter.states.iter().map(|s| s.as_str()).collect::<Vec<_>>())
+        .bind(Value::from(filter.tags.clone()))
+        .bind(filter.args.as_ref())
+        .bind(filter.meta.as_ref())
 }
 
 fn millis(d: Duration) -> i64 {

@@ -6,10 +6,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
-
-use crate::engine::Engine;
+use crate::engine::{Engine, StopSignal};
 use crate::error::Result;
+use crate::maintenance::leader::Leadership;
 
 /// When a job counts as orphaned.
 #[derive(Debug, Clone, Copy)]
@@ -28,11 +27,12 @@ pub(crate) async fn run_once(engine: &dyn Engine, config: &LifelineConfig) -> Re
         .await
 }
 
-/// Rescues every `interval`.
+/// Rescues every `interval` while this node leads.
 pub(crate) async fn run(
     engine: Arc<dyn Engine>,
+    leadership: Arc<Leadership>,
     config: LifelineConfig,
-    mut stop: watch::Receiver<Option<tokio::time::Instant>>,
+    mut stop: StopSignal,
 ) {
     let mut tick = tokio::time::interval(config.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -40,6 +40,9 @@ pub(crate) async fn run(
         tokio::select! {
             _ = tick.tick() => {}
             _ = stop.changed() => return,
+        }
+        if !leadership.is_leader() {
+            continue;
         }
         match run_once(&*engine, &config).await {
             Ok(0) => {}

@@ -1,13 +1,12 @@
-//! The stager: scheduled and retryable jobs whose time has come become available.
+//! The stager: scheduled and retryable jobs whose time has come become available, and the
+//! queues that received them are woken on every node.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{watch, Notify};
-
-use crate::engine::Engine;
+use crate::engine::{Engine, StopSignal};
 use crate::error::Result;
+use crate::maintenance::leader::Leadership;
 
 /// How often and how much the stager moves.
 #[derive(Debug, Clone, Copy)]
@@ -21,12 +20,14 @@ pub(crate) async fn run_once(engine: &dyn Engine, config: &StagerConfig) -> Resu
     engine.job_stage_due(config.limit).await
 }
 
-/// Stages every `interval` and wakes this node's producers of the queues that received jobs.
+/// Stages every `interval` while this node leads, then calls `staged` with the queues that
+/// received jobs.
 pub(crate) async fn run(
     engine: Arc<dyn Engine>,
+    leadership: Arc<Leadership>,
     config: StagerConfig,
-    wakers: Arc<HashMap<String, Arc<Notify>>>,
-    mut stop: watch::Receiver<Option<tokio::time::Instant>>,
+    staged: impl Fn(Vec<String>) -> futures_util::future::BoxFuture<'static, ()> + Send + Sync + 'static,
+    mut stop: StopSignal,
 ) {
     let mut tick = tokio::time::interval(config.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -35,16 +36,14 @@ pub(crate) async fn run(
             _ = tick.tick() => {}
             _ = stop.changed() => return,
         }
+        if !leadership.is_leader() {
+            continue;
+        }
         match run_once(&*engine, &config).await {
+            Ok(queues) if queues.is_empty() => {}
             Ok(queues) => {
-                for queue in &queues {
-                    if let Some(wake) = wakers.get(queue) {
-                        wake.notify_one();
-                    }
-                }
-                if !queues.is_empty() {
-                    tracing::debug!(?queues, "staged jobs");
-                }
+                tracing::debug!(?queues, "staged jobs");
+                staged(queues).await;
             }
             Err(error) => tracing::warn!(%error, "staging jobs failed"),
         }

@@ -170,6 +170,23 @@ pub(crate) fn interrupted(
     }
 }
 
+/// The ack for an attempt stopped on request (a cancel of a running job).
+pub(crate) fn killed(id: i64, attempt: i32, attempted_at: chrono::NaiveDateTime) -> Ack {
+    Ack {
+        id,
+        attempted_at,
+        state: JobState::Cancelled,
+        schedule_in: None,
+        give_back_attempt: false,
+        error: Some(json!({
+            "attempt": attempt,
+            "at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            "error": "cancelled while running",
+        })),
+        meta: None,
+    }
+}
+
 fn error_entry(job: &Job, message: &str) -> Value {
     json!({
         "attempt": job.attempt,

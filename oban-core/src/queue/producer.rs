@@ -1,23 +1,38 @@
-//! One producer per queue per node: keeps up to `limit` jobs of its queue running.
+//! One producer per queue per node: keeps up to `limit` jobs of its queue running, obeys control
+//! messages (pause, resume, scale, stop, kill a job) and records a heartbeat the lifeline trusts.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use tokio::sync::{watch, Notify};
-use tokio::task::JoinSet;
+use tokio::sync::{mpsc, Notify};
+use tokio::task::{AbortHandle, JoinSet};
+use tokio::time::Instant;
 
-use crate::engine::Engine;
+use crate::engine::{Ack, Engine, StopSignal};
 use crate::queue::completer::Completer;
 use crate::queue::executor;
 use crate::registry::Registry;
 use crate::state::StateMap;
 
+/// A control message for one producer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Control {
+    Pause,
+    Resume,
+    Scale(u32),
+    /// Stop fetching; running jobs get until the deadline.
+    Stop(Instant),
+    /// Abort this job if it runs here, and record it as cancelled.
+    Kill(i64),
+}
+
 /// What a producer needs, shared with its node.
 pub(crate) struct ProducerConfig {
     pub(crate) queue: String,
     pub(crate) limit: u32,
+    pub(crate) paused: bool,
     pub(crate) node: Arc<str>,
     pub(crate) engine: Arc<dyn Engine>,
     pub(crate) registry: Arc<Registry>,
@@ -27,62 +42,80 @@ pub(crate) struct ProducerConfig {
     pub(crate) heartbeat_interval: Duration,
     /// Wakes the producer: jobs were inserted or staged for its queue.
     pub(crate) wake: Arc<Notify>,
-    /// Turns true when the node stops: stop fetching, finish or hand back running jobs.
-    pub(crate) stop: watch::Receiver<Option<tokio::time::Instant>>,
+    pub(crate) control: mpsc::UnboundedReceiver<Control>,
+    /// The node's stop: `Some(deadline)` once it stops.
+    pub(crate) stop: StopSignal,
 }
 
-/// Runs the producer until the node stops.
-pub(crate) async fn run(config: ProducerConfig) {
+/// A job running here.
+struct Running {
+    job_id: i64,
+    attempt: i32,
+    attempted_at: chrono::NaiveDateTime,
+    abort: AbortHandle,
+    killed: bool,
+}
+
+/// Runs the producer until the node or the queue stops.
+pub(crate) async fn run(mut config: ProducerConfig) {
     let uuid = uuid::Uuid::new_v4();
     let attempted_by = vec![config.node.to_string(), uuid.to_string()];
     let mut stop = config.stop.clone();
-    let mut running: JoinSet<crate::engine::Ack> = JoinSet::new();
-    // task id -> (job id, attempt, attempted_at), to hand back jobs still running at shutdown.
-    let mut in_flight: HashMap<tokio::task::Id, (i64, i32, chrono::NaiveDateTime)> = HashMap::new();
+    let mut tasks: JoinSet<Ack> = JoinSet::new();
+    let mut running: HashMap<tokio::task::Id, Running> = HashMap::new();
     let mut heartbeat = tokio::time::interval(config.heartbeat_interval);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    heartbeat.reset(); // the first beat is sent below, before the first fetch
     let mut fetch_now = true;
-    // The node handle was dropped without `shutdown`: stop at once.
-    let mut orphaned = false;
     let mut error_delay = Duration::from_millis(100);
-    let meta = json!({ "limit": config.limit });
+    let mut deadline: Option<Instant> = None;
 
     tracing::debug!(queue = %config.queue, limit = config.limit, %uuid, "producer started");
     // The heartbeat precedes the first fetch so the lifeline never mistakes our jobs for orphans.
-    if let Err(error) = config
-        .engine
-        .producer_heartbeat(uuid, &config.node, &config.queue, meta.clone())
-        .await
-    {
-        tracing::warn!(queue = %config.queue, %error, "producer heartbeat failed");
-    }
+    beat(&config, uuid, tasks.len()).await;
 
     loop {
         if !fetch_now {
             tokio::select! {
                 () = config.wake.notified() => {}
                 () = tokio::time::sleep(config.poll_interval) => {}
-                Some(done) = running.join_next_with_id(), if !running.is_empty() => {
-                    finish(done, &mut in_flight, &config.completer);
+                Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                    finish(done, &mut running, &config);
                 }
                 _ = heartbeat.tick() => {
-                    if let Err(error) = config.engine.producer_heartbeat(uuid, &config.node, &config.queue, meta.clone()).await {
-                        tracing::warn!(queue = %config.queue, %error, "producer heartbeat failed");
-                    }
+                    beat(&config, uuid, tasks.len()).await;
                     continue;
                 }
-                changed = stop.changed() => orphaned = changed.is_err(),
+                control = config.control.recv() => match control {
+                    Some(Control::Kill(job_id)) => kill(job_id, &mut running),
+                    Some(Control::Stop(at)) => deadline = Some(at),
+                    Some(other) => {
+                        apply(&mut config, other);
+                        beat(&config, uuid, tasks.len()).await;
+                    }
+                    // The node handle is gone without `shutdown`: stop at once.
+                    None => deadline = Some(Instant::now()),
+                },
+                changed = stop.changed() => {
+                    deadline = match changed {
+                        Ok(()) => *stop.borrow(),
+                        Err(_) => Some(Instant::now()),
+                    };
+                }
             }
         }
         fetch_now = false;
         // Reap whatever else finished meanwhile, so demand is current.
-        while let Some(done) = running.try_join_next_with_id() {
-            finish(done, &mut in_flight, &config.completer);
+        while let Some(done) = tasks.try_join_next_with_id() {
+            finish(done, &mut running, &config);
         }
-        if orphaned || stop.borrow().is_some() {
+        if deadline.is_some() {
             break;
         }
-        let demand = config.limit.saturating_sub(running.len() as u32);
+        if config.paused {
+            continue;
+        }
+        let demand = config.limit.saturating_sub(tasks.len() as u32);
         if demand == 0 {
             continue;
         }
@@ -96,27 +129,40 @@ pub(crate) async fn run(config: ProducerConfig) {
                 // A full batch means more may be waiting.
                 fetch_now = jobs.len() as u32 == demand;
                 for job in jobs {
-                    let info = (
-                        job.id,
-                        job.attempt,
-                        job.attempted_at
-                            .map(|at| at.naive_utc())
-                            .unwrap_or_default(),
-                    );
-                    let handle = running.spawn(executor::execute(
+                    let job_id = job.id;
+                    let attempt = job.attempt;
+                    let attempted_at = job
+                        .attempted_at
+                        .map(|at| at.naive_utc())
+                        .unwrap_or_default();
+                    let abort = tasks.spawn(executor::execute(
                         job,
                         Arc::clone(&config.registry),
                         Arc::clone(&config.state),
                         Arc::clone(&config.node),
                     ));
-                    in_flight.insert(handle.id(), info);
+                    running.insert(
+                        abort.id(),
+                        Running {
+                            job_id,
+                            attempt,
+                            attempted_at,
+                            abort,
+                            killed: false,
+                        },
+                    );
                 }
             }
             Err(error) => {
                 tracing::warn!(queue = %config.queue, %error, retry_in = ?error_delay, "fetching jobs failed; backing off");
                 tokio::select! {
                     () = tokio::time::sleep(error_delay) => {}
-                    changed = stop.changed() => orphaned = changed.is_err(),
+                    changed = stop.changed() => {
+                        deadline = match changed {
+                            Ok(()) => *stop.borrow(),
+                            Err(_) => Some(Instant::now()),
+                        };
+                    }
                 }
                 error_delay = (error_delay * 2).min(Duration::from_secs(5));
                 fetch_now = true;
@@ -124,26 +170,29 @@ pub(crate) async fn run(config: ProducerConfig) {
         }
     }
 
-    // Shutdown: let running jobs finish until the deadline, then hand the rest back.
-    let deadline = (*stop.borrow()).unwrap_or_else(tokio::time::Instant::now);
-    tracing::debug!(queue = %config.queue, running = running.len(), "producer stopping");
-    while !running.is_empty() {
-        match tokio::time::timeout_at(deadline, running.join_next_with_id()).await {
-            Ok(Some(done)) => finish(done, &mut in_flight, &config.completer),
-            Ok(None) => break,
-            Err(_) => {
-                running.abort_all();
-                while let Some(done) = running.join_next_with_id().await {
-                    finish(done, &mut in_flight, &config.completer);
+    // Stopping: let running jobs finish until the deadline, then hand the rest back.
+    let deadline = deadline.unwrap_or_else(Instant::now);
+    tracing::debug!(queue = %config.queue, running = tasks.len(), "producer stopping");
+    while !tasks.is_empty() {
+        tokio::select! {
+            done = tasks.join_next_with_id() => match done {
+                Some(done) => finish(done, &mut running, &config),
+                None => break,
+            },
+            Some(Control::Kill(job_id)) = config.control.recv() => kill(job_id, &mut running),
+            () = tokio::time::sleep_until(deadline) => {
+                tasks.abort_all();
+                while let Some(done) = tasks.join_next_with_id().await {
+                    finish(done, &mut running, &config);
                 }
             }
         }
     }
-    for (_, (id, attempt, attempted_at)) in in_flight.drain() {
+    for (_, job) in running.drain() {
         config.completer.push(executor::interrupted(
-            id,
-            attempt,
-            attempted_at,
+            job.job_id,
+            job.attempt,
+            job.attempted_at,
             &config.node,
         ));
     }
@@ -153,20 +202,59 @@ pub(crate) async fn run(config: ProducerConfig) {
     tracing::debug!(queue = %config.queue, "producer stopped");
 }
 
+fn apply(config: &mut ProducerConfig, control: Control) {
+    match control {
+        Control::Pause => config.paused = true,
+        Control::Resume => config.paused = false,
+        Control::Scale(limit) => config.limit = limit.max(1),
+        Control::Stop(_) | Control::Kill(_) => {}
+    }
+    tracing::info!(queue = %config.queue, limit = config.limit, paused = config.paused, "queue changed");
+    config.wake.notify_one();
+}
+
+fn kill(job_id: i64, running: &mut HashMap<tokio::task::Id, Running>) {
+    if let Some(job) = running.values_mut().find(|job| job.job_id == job_id) {
+        tracing::info!(job.id = job_id, "stopping a running job on request");
+        job.killed = true;
+        job.abort.abort();
+    }
+}
+
+async fn beat(config: &ProducerConfig, uuid: uuid::Uuid, running: usize) {
+    let meta = json!({ "limit": config.limit, "paused": config.paused, "running": running });
+    if let Err(error) = config
+        .engine
+        .producer_heartbeat(uuid, &config.node, &config.queue, meta)
+        .await
+    {
+        tracing::warn!(queue = %config.queue, %error, "producer heartbeat failed");
+    }
+}
+
 fn finish(
-    done: Result<(tokio::task::Id, crate::engine::Ack), tokio::task::JoinError>,
-    in_flight: &mut HashMap<tokio::task::Id, (i64, i32, chrono::NaiveDateTime)>,
-    completer: &Completer,
+    done: Result<(tokio::task::Id, Ack), tokio::task::JoinError>,
+    running: &mut HashMap<tokio::task::Id, Running>,
+    config: &ProducerConfig,
 ) {
     match done {
         Ok((id, ack)) => {
-            in_flight.remove(&id);
-            completer.push(ack);
+            running.remove(&id);
+            config.completer.push(ack);
         }
-        // Aborted at shutdown (panics are caught inside the task): left in `in_flight`, handed
-        // back below.
         Err(error) => {
-            if !error.is_cancelled() {
+            // Killed on request: recorded as cancelled. Aborted at the shutdown deadline: left
+            // in `running` and handed back by the caller. (Panics are caught inside the task.)
+            let killed = running.get(&error.id()).is_some_and(|job| job.killed);
+            if killed {
+                if let Some(job) = running.remove(&error.id()) {
+                    config.completer.push(executor::killed(
+                        job.job_id,
+                        job.attempt,
+                        job.attempted_at,
+                    ));
+                }
+            } else if !error.is_cancelled() {
                 tracing::error!(%error, "job task failed outside the worker");
             }
         }

@@ -1,0 +1,353 @@
+//! Periodic jobs: standard cron expressions, each with its own time zone.
+//!
+//! Only the leader inserts cron jobs. Each due minute of each entry becomes one job whose unique
+//! key is the entry's name and that minute, so the database refuses a second insert for the same
+//! minute even when two nodes both believed they led for a moment. A node that becomes leader
+//! looks back over a short window (`catch_up`) and inserts what its predecessor missed, which the
+//! same key makes safe.
+//!
+//! Matching is on the wall clock of the entry's time zone, as in Elixir Oban: on the night clocks
+//! go forward, a time that does not exist (02:30 in New York on the second Sunday of March) does
+//! not run; on the night they go back, a time that happens twice (01:30 on the first Sunday of
+//! November) runs twice.
+//!
+//! ```
+//! use oban_core::cron::CronEntry;
+//! use oban_core::NewJob;
+//! use serde_json::json;
+//!
+//! let nightly = CronEntry::new("0 3 * * *", NewJob::new("Reports.Nightly", json!({})))
+//!     .unwrap()
+//!     .timezone("Europe/Paris")
+//!     .unwrap();
+//! assert_eq!(nightly.name(), "Reports.Nightly 0 3 * * * Europe/Paris");
+//! assert!(CronEntry::new("61 * * * *", NewJob::new("W", json!({}))).is_err());
+//! ```
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, DurationRound, Utc};
+use chrono_tz::Tz;
+use serde_json::Value;
+
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::new_job::NewJob;
+use crate::unique::{UniqueField, UniqueOptions, UniqueStates};
+
+/// When an entry runs.
+#[derive(Debug, Clone)]
+enum Schedule {
+    /// A five-field expression.
+    Cron(Box<croner::Cron>),
+    /// Once when the leader starts (`@reboot`).
+    Reboot,
+}
+
+/// One periodic job: an expression, a time zone and the job to insert.
+#[derive(Debug, Clone)]
+pub struct CronEntry {
+    expression: String,
+    schedule: Schedule,
+    timezone: Tz,
+    job: NewJob,
+}
+
+impl CronEntry {
+    /// An entry in UTC. `expression` has five fields (minute, hour, day of month, month, day of
+    /// week) with ranges (`1-5`), steps (`*/15`), lists (`1,15`) and names (`JAN`, `MON`), or is a
+    /// nickname: `@yearly`/`@annually`, `@monthly`, `@weekly`, `@daily`/`@midnight`, `@hourly`,
+    /// `@reboot`.
+    ///
+    /// # Errors
+    /// An expression that does not parse, with the parser's reason.
+    pub fn new(expression: &str, job: NewJob) -> Result<Self> {
+        let expression = expression.trim().to_owned();
+        let schedule = parse(&expression)?;
+        Ok(Self {
+            expression,
+            schedule,
+            timezone: Tz::UTC,
+            job,
+        })
+    }
+
+    /// Evaluates the expression in this IANA time zone (`"America/New_York"`).
+    ///
+    /// # Errors
+    /// A name that is not in the time zone database.
+    pub fn timezone(mut self, timezone: &str) -> Result<Self> {
+        self.timezone = Tz::from_str(timezone).map_err(|_| {
+            Error::Config(format!(
+                "unknown time zone `{timezone}` for cron entry `{}`: use an IANA name such as `Europe/Paris`",
+                self.expression
+            ))
+        })?;
+        Ok(self)
+    }
+
+    /// The entry's identity: worker, expression and time zone.
+    pub fn name(&self) -> String {
+        format!(
+            "{} {} {}",
+            self.job.worker,
+            self.expression,
+            self.timezone.name()
+        )
+    }
+
+    /// Whether the entry runs at the start of this UTC minute.
+    pub fn is_due(&self, minute: DateTime<Utc>) -> bool {
+        match &self.schedule {
+            Schedule::Reboot => false,
+            Schedule::Cron(cron) => {
+                let local = minute.with_timezone(&self.timezone);
+                cron.is_time_matching(&local).unwrap_or(false)
+            }
+        }
+    }
+
+    /// The UTC minutes in `(after, until]` at which the entry runs.
+    pub fn due_minutes(&self, after: DateTime<Utc>, until: DateTime<Utc>) -> Vec<DateTime<Utc>> {
+        let mut minute = floor_minute(after) + chrono::Duration::minutes(1);
+        let mut due = Vec::new();
+        while minute <= until {
+            if self.is_due(minute) {
+                due.push(minute);
+            }
+            minute += chrono::Duration::minutes(1);
+        }
+        due
+    }
+
+    fn job_for(&self, tag: &str) -> NewJob {
+        let mut job = self.job.clone();
+        if let Value::Object(meta) = &mut job.meta {
+            meta.insert("cron".into(), Value::Bool(true));
+            meta.insert("cron_expr".into(), Value::from(self.expression.as_str()));
+            meta.insert("cron_tz".into(), Value::from(self.timezone.name()));
+            meta.insert("cron_name".into(), Value::from(self.name()));
+            meta.insert("cron_at".into(), Value::from(tag));
+        }
+        job.unique = Some(
+            UniqueOptions::new()
+                .fields(&[UniqueField::Worker, UniqueField::Meta])
+                .keys(&["cron_name", "cron_at"])
+                .infinite()
+                .states(UniqueStates::All),
+        );
+        job.replace.clear();
+        job
+    }
+}
+
+fn parse(expression: &str) -> Result<Schedule> {
+    let expanded = match expression {
+        "@reboot" => return Ok(Schedule::Reboot),
+        "@yearly" | "@annually" => "0 0 1 1 *",
+        "@monthly" => "0 0 1 * *",
+        "@weekly" => "0 0 * * 0",
+        "@daily" | "@midnight" => "0 0 * * *",
+        "@hourly" => "0 * * * *",
+        other if other.split_whitespace().count() != 5 => {
+            return Err(Error::Config(format!(
+                "cron expression `{expression}` must have five fields (minute hour day-of-month month day-of-week) or be a nickname such as @hourly"
+            )))
+        }
+        other => other,
+    };
+    croner::Cron::from_str(expanded)
+        .map(|cron| Schedule::Cron(Box::new(cron)))
+        .map_err(|e| Error::Config(format!("cron expression `{expression}` is invalid: {e}")))
+}
+
+/// A bare schedule in UTC, for the node's own periodic work (reindexing).
+pub(crate) fn utc_schedule(
+    expression: &str,
+) -> Result<impl Fn(DateTime<Utc>) -> bool + Send + Sync + 'static> {
+    let schedule = parse(expression.trim())?;
+    Ok(move |minute: DateTime<Utc>| match &schedule {
+        Schedule::Cron(cron) => cron.is_time_matching(&minute).unwrap_or(false),
+        Schedule::Reboot => false,
+    })
+}
+
+pub(crate) fn floor_minute(at: DateTime<Utc>) -> DateTime<Utc> {
+    at.duration_trunc(chrono::Duration::minutes(1))
+        .unwrap_or(at)
+}
+
+/// Inserts the jobs of cron entries as minutes pass. Driven by the leader once a minute; tests
+/// drive it with their own clock through [`CronScheduler::run_at`].
+#[derive(Debug)]
+pub struct CronScheduler {
+    entries: Vec<CronEntry>,
+    catch_up: Duration,
+    last: Option<DateTime<Utc>>,
+    rebooted: bool,
+}
+
+impl CronScheduler {
+    /// A scheduler that, on its first run, also inserts what was due in the `catch_up` before.
+    pub fn new(entries: Vec<CronEntry>, catch_up: Duration) -> Self {
+        Self {
+            entries,
+            catch_up,
+            last: None,
+            rebooted: false,
+        }
+    }
+
+    /// Forgets where it was, as a node does when it loses leadership: the next run looks back
+    /// over `catch_up` again.
+    pub fn reset(&mut self) {
+        self.last = None;
+    }
+
+    /// Inserts every entry's jobs due in the minutes since the last run (or since `now -
+    /// catch_up`) up to `now`; `@reboot` entries on the first run. Returns how many jobs were
+    /// inserted (duplicates of minutes already inserted by any node are not counted).
+    pub async fn run_at(&mut self, engine: &dyn Engine, now: DateTime<Utc>) -> Result<usize> {
+        let after = self.last.unwrap_or_else(|| {
+            now - chrono::Duration::from_std(self.catch_up).unwrap_or(chrono::Duration::zero())
+        });
+        let mut jobs = Vec::new();
+        for entry in &self.entries {
+            match entry.schedule {
+                Schedule::Reboot if !self.rebooted => {
+                    jobs.push(entry.job_for(&format!("reboot {}", now.to_rfc3339())))
+                }
+                Schedule::Reboot => {}
+                Schedule::Cron(_) => {
+                    for minute in entry.due_minutes(after, now) {
+                        jobs.push(entry.job_for(&minute.to_rfc3339()));
+                    }
+                }
+            }
+        }
+        let inserted = if jobs.is_empty() {
+            0
+        } else {
+            engine
+                .job_insert_many(jobs)
+                .await?
+                .iter()
+                .filter(|job| !job.conflict)
+                .count()
+        };
+        self.rebooted = true;
+        self.last = Some(floor_minute(now).max(after));
+        Ok(inserted)
+    }
+}
+
+/// How long until the start of the next minute, plus a little so the minute has begun everywhere.
+pub(crate) fn until_next_minute(now: DateTime<Utc>) -> Duration {
+    let next = floor_minute(now) + chrono::Duration::minutes(1);
+    (next - now).to_std().unwrap_or_default() + Duration::from_millis(50)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn entry(expr: &str) -> CronEntry {
+        CronEntry::new(expr, NewJob::new("W", json!({}))).unwrap()
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn ranges_steps_lists_and_names() {
+        let e = entry("*/15 9-17 * JAN-MAR MON,WED");
+        // 2026-01-05 is a Monday.
+        assert!(e.is_due(at("2026-01-05T09:15:00Z")));
+        assert!(!e.is_due(at("2026-01-05T09:16:00Z")));
+        assert!(!e.is_due(at("2026-01-05T18:00:00Z")));
+        assert!(!e.is_due(at("2026-01-06T09:15:00Z")), "Tuesday");
+        assert!(!e.is_due(at("2026-04-06T09:15:00Z")), "April");
+        assert!(entry("0 12 1,15 * *").is_due(at("2026-07-15T12:00:00Z")));
+    }
+
+    #[test]
+    fn nicknames() {
+        assert!(entry("@hourly").is_due(at("2026-07-15T13:00:00Z")));
+        assert!(!entry("@hourly").is_due(at("2026-07-15T13:01:00Z")));
+        assert!(entry("@daily").is_due(at("2026-07-15T00:00:00Z")));
+        assert!(entry("@midnight").is_due(at("2026-07-15T00:00:00Z")));
+        assert!(
+            entry("@weekly").is_due(at("2026-07-19T00:00:00Z")),
+            "a Sunday"
+        );
+        assert!(entry("@monthly").is_due(at("2026-08-01T00:00:00Z")));
+        assert!(entry("@yearly").is_due(at("2027-01-01T00:00:00Z")));
+        assert!(entry("@annually").is_due(at("2027-01-01T00:00:00Z")));
+        assert!(!entry("@reboot").is_due(at("2027-01-01T00:00:00Z")));
+    }
+
+    #[test]
+    fn bad_expressions_say_why() {
+        for bad in [
+            "61 * * * *",
+            "* * *",
+            "* * * * * * *",
+            "@sometimes",
+            "*/0 * * * *",
+            "* 25 * * *",
+            "* * * FOO *",
+        ] {
+            let err = CronEntry::new(bad, NewJob::new("W", json!({})))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(bad), "{bad}: {err}");
+        }
+        let err = entry("* * * * *")
+            .timezone("Mars/Olympus")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("Mars/Olympus"), "{err}");
+    }
+
+    #[test]
+    fn time_zones_shift_the_schedule() {
+        let paris = entry("0 9 * * *").timezone("Europe/Paris").unwrap();
+        assert!(paris.is_due(at("2026-01-10T08:00:00Z")), "CET is UTC+1");
+        assert!(paris.is_due(at("2026-07-10T07:00:00Z")), "CEST is UTC+2");
+        assert!(!paris.is_due(at("2026-07-10T09:00:00Z")));
+    }
+
+    #[test]
+    fn spring_forward_skips_the_missing_time() {
+        // 2026-03-08: New York clocks jump from 02:00 to 03:00.
+        let e = entry("30 2 * * *").timezone("America/New_York").unwrap();
+        let due = e.due_minutes(at("2026-03-07T12:00:00Z"), at("2026-03-10T12:00:00Z"));
+        assert_eq!(
+            due,
+            vec![at("2026-03-09T06:30:00Z"), at("2026-03-10T06:30:00Z")],
+            "no run on the 8th; 02:30 EDT on the 9th and 10th"
+        );
+        let hourly = entry("0 * * * *").timezone("America/New_York").unwrap();
+        assert_eq!(
+            hourly
+                .due_minutes(at("2026-03-08T04:30:00Z"), at("2026-03-08T08:30:00Z"))
+                .len(),
+            4,
+            "every real hour still runs once"
+        );
+    }
+
+    #[test]
+    fn fall_back_runs_the_repeated_time_twice() {
+        // 2026-11-01: New York clocks go back from 02:00 EDT to 01:00 EST.
+        let e = entry("30 1 * * *").timezone("America/New_York").unwrap();
+        let due = e.due_minutes(at("2026-11-01T00:00:00Z"), at("2026-11-01T12:00:00Z"));
+        assert_eq!(
+            due,
+            vec![at("2026-11-01T05:30:00Z"), at("2026-11-01T06:30:00Z")]
+        );
+    }
+}

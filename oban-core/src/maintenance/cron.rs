@@ -1,0 +1,33 @@
+//! The cron service: inserts periodic jobs once a minute while this node leads.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+
+use crate::cron::{until_next_minute, CronScheduler};
+use crate::engine::{Engine, StopSignal};
+use crate::maintenance::leader::Leadership;
+
+/// Runs `scheduler` at every minute this node leads; forgets its place when it does not.
+pub(crate) async fn run(
+    engine: Arc<dyn Engine>,
+    leadership: Arc<Leadership>,
+    mut scheduler: CronScheduler,
+    mut stop: StopSignal,
+) {
+    loop {
+        if leadership.is_leader() {
+            match scheduler.run_at(&*engine, Utc::now()).await {
+                Ok(0) => {}
+                Ok(inserted) => tracing::debug!(inserted, "inserted cron jobs"),
+                Err(error) => tracing::warn!(%error, "inserting cron jobs failed"),
+            }
+        } else {
+            scheduler.reset();
+        }
+        tokio::select! {
+            () = tokio::time::sleep(until_next_minute(Utc::now())) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}

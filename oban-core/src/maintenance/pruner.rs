@@ -1,0 +1,52 @@
+//! The pruner: deletes finished jobs (completed, cancelled, discarded) past a maximum age, in
+//! bounded batches so it never holds many locks or bloats one transaction.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::engine::{Engine, StopSignal};
+use crate::error::Result;
+use crate::maintenance::leader::Leadership;
+
+/// What is pruned, and how fast.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PrunerConfig {
+    pub(crate) interval: Duration,
+    pub(crate) max_age: Duration,
+    pub(crate) limit: u32,
+}
+
+/// Prunes until a batch comes back short; returns how many jobs were deleted.
+pub(crate) async fn run_once(engine: &dyn Engine, config: &PrunerConfig) -> Result<u64> {
+    let mut total = 0;
+    loop {
+        let deleted = engine.job_prune(config.max_age, config.limit).await?;
+        total += deleted;
+        if deleted < u64::from(config.limit) {
+            return Ok(total);
+        }
+    }
+}
+
+/// Prunes every `interval` while this node leads.
+pub(crate) async fn run(
+    engine: Arc<dyn Engine>,
+    leadership: Arc<Leadership>,
+    config: PrunerConfig,
+    mut stop: StopSignal,
+) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(config.interval) => {}
+            _ = stop.changed() => return,
+        }
+        if !leadership.is_leader() {
+            continue;
+        }
+        match run_once(&*engine, &config).await {
+            Ok(0) => {}
+            Ok(pruned) => tracing::debug!(pruned, "pruned finished jobs"),
+            Err(error) => tracing::warn!(%error, "pruning failed"),
+        }
+    }
+}

@@ -14,6 +14,17 @@ pub fn database_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
+/// The URL of database `name` on the test server.
+pub fn database_url_for(name: &str) -> String {
+    let url = database_url();
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base.to_owned(), format!("?{query}")),
+        None => (url.clone(), String::new()),
+    };
+    let (server, _) = base.rsplit_once('/').expect("a database URL has a path");
+    format!("{server}/{name}{query}")
+}
+
 /// A fresh database of its own for one test, without the schema.
 pub async fn empty_database() -> (PgPool, String) {
     let admin_options: PgConnectOptions = database_url().parse().expect("DATABASE_URL parses");

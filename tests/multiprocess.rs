@@ -1,0 +1,191 @@
+//! Three worker processes (real OS processes, this test binary re-run as a node) share one
+//! database: 10,000 jobs complete, a node killed with SIGKILL has its jobs rescued, and a killed
+//! leader is replaced.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use oban::{JobContext, JobError, NewJob, Oban, Outcome, Worker};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sqlx::PgPool;
+
+#[derive(Serialize, Deserialize)]
+struct Work {
+    n: i64,
+}
+
+impl Worker for Work {
+    const NAME: &'static str = "Test.Work";
+    async fn perform(self, ctx: JobContext) -> Result<Outcome, JobError> {
+        // Long enough that a killed node always has jobs in flight.
+        tokio::time::sleep(Duration::from_millis(5 + (self.n % 20) as u64)).await;
+        let _ = ctx.job().id;
+        Ok(Outcome::Complete)
+    }
+}
+
+/// Not a test: the body of a child node process, run by `spawn_node` below.
+#[tokio::test]
+#[ignore = "runs only as a child process of `nodes_share_work_survive_sigkill_and_replace_the_leader`"]
+async fn child_node() {
+    let (Ok(url), Ok(node)) = (
+        std::env::var("OBAN_CHILD_URL"),
+        std::env::var("OBAN_CHILD_NODE"),
+    ) else {
+        return;
+    };
+    let oban = Oban::builder()
+        .database(url)
+        .node(node)
+        .queue("default", 10)
+        .register::<Work>()
+        .migrate(false)
+        .heartbeat_interval(Duration::from_millis(250))
+        .rescue(Duration::from_millis(250), Duration::from_secs(1))
+        .leader_ttl(Duration::from_secs(1))
+        .stage_interval(Duration::from_millis(200))
+        .start()
+        .await
+        .expect("child node starts");
+    // Run until killed.
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    oban.shutdown(Duration::from_secs(1)).await;
+}
+
+fn spawn_node(url: &str, node: &str) -> Child {
+    Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "child_node",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("OBAN_CHILD_URL", url)
+        .env("OBAN_CHILD_NODE", node)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn a node process")
+}
+
+async fn completed(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM oban_jobs WHERE state = 'completed'")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+async fn leader(pool: &PgPool) -> Option<String> {
+    sqlx::query_scalar(
+        "SELECT node FROM oban_peers WHERE name = 'Oban' AND expires_at > timezone('UTC', now())",
+    )
+    .fetch_optional(pool)
+    .await
+    .unwrap()
+}
+
+async fn wait_for(what: &str, limit: Duration, mut check: impl AsyncFnMut() -> bool) {
+    let started = Instant::now();
+    while !check().await {
+        assert!(started.elapsed() < limit, "{what} within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn nodes_share_work_survive_sigkill_and_replace_the_leader() {
+    let (pool, name) = common::empty_database().await;
+    oban::migrate(&pool).await.unwrap();
+    let url = common::database_url_for(&name);
+
+    let jobs: Vec<NewJob> = (0..10_000)
+        .map(|n| NewJob::new("Test.Work", json!({"n": n})))
+        .collect();
+    oban::insert_all(&pool, jobs).await.unwrap();
+
+    let mut nodes: Vec<(String, Child)> = ["n1", "n2", "n3"]
+        .iter()
+        .map(|n| (n.to_string(), spawn_node(&url, n)))
+        .collect();
+
+    // Kill a node that is not the leader while it has jobs in flight.
+    wait_for(
+        "a third of the jobs",
+        Duration::from_secs(120),
+        async || completed(&pool).await >= 3_000,
+    )
+    .await;
+    let current = leader(&pool).await.expect("a leader");
+    let victim = nodes.iter().position(|(n, _)| *n != current).unwrap();
+    let in_flight: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM oban_jobs WHERE state = 'executing' AND attempted_by[1] = $1",
+    )
+    .bind(&nodes[victim].0)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let (victim_name, mut child) = nodes.remove(victim);
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+
+    // Kill the leader too; one of the others takes over.
+    wait_for(
+        "two thirds of the jobs",
+        Duration::from_secs(120),
+        async || completed(&pool).await >= 6_000,
+    )
+    .await;
+    let current = leader(&pool).await.expect("a leader");
+    let at = nodes
+        .iter()
+        .position(|(n, _)| *n == current)
+        .expect("the leader is a live node");
+    let (old_leader, mut child) = nodes.remove(at);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let survivor = nodes[0].0.clone();
+    wait_for("the survivor leads", Duration::from_secs(10), async || {
+        leader(&pool).await.as_deref() == Some(survivor.as_str())
+    })
+    .await;
+
+    wait_for("all jobs completed", Duration::from_secs(180), async || {
+        completed(&pool).await == 10_000
+    })
+    .await;
+    for (_, mut child) in nodes {
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    let (total, done, rescued): (i64, i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(*) FILTER (WHERE state = 'completed'), count(*) FILTER (WHERE meta ? 'rescued') FROM oban_jobs",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (total, done),
+        (10_000, 10_000),
+        "every job completed, none lost or duplicated"
+    );
+    assert!(
+        in_flight > 0,
+        "{victim_name} had jobs in flight when killed"
+    );
+    assert!(
+        rescued >= 1,
+        "the killed nodes' jobs were rescued ({rescued})"
+    );
+    let by_node: Vec<(String, i64)> =
+        sqlx::query_as("SELECT attempted_by[1], count(*) FROM oban_jobs GROUP BY 1 ORDER BY 1")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(by_node.len(), 3, "all three nodes worked: {by_node:?}");
+    let _ = old_leader;
+}

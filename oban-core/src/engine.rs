@@ -93,6 +93,9 @@ pub trait Engine: Send + Sync + 'static {
     /// One job by id.
     async fn job_get(&self, id: i64) -> Result<Option<Job>>;
 
+    /// Matching jobs, oldest first, at most `limit`.
+    async fn job_list(&self, filter: &JobFilter, limit: u32) -> Result<Vec<Job>>;
+
     /// Makes matching jobs that are not executing available now, raising `max_attempts` where
     /// spent; returns how many changed.
     async fn job_retry_many(&self, filter: &JobFilter) -> Result<u64>;

@@ -30,6 +30,7 @@ pub mod oban;
 mod queue;
 pub mod registry;
 pub mod state;
+pub mod testing;
 pub mod unique;
 pub mod worker;
 

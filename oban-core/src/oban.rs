@@ -256,6 +256,18 @@ impl Oban {
         &self.inner.pool
     }
 
+    pub(crate) fn engine(&self) -> &Arc<dyn Engine> {
+        &self.inner.shared.engine
+    }
+
+    pub(crate) fn registry(&self) -> Arc<Registry> {
+        Arc::clone(&self.inner.shared.registry)
+    }
+
+    pub(crate) fn state(&self) -> Arc<StateMap> {
+        Arc::clone(&self.inner.shared.state)
+    }
+
     /// Whether this node currently leads (runs staging, pruning, rescue, cron).
     pub fn is_leader(&self) -> bool {
         self.inner.shared.leadership.is_leader()
@@ -537,6 +549,7 @@ pub struct Builder {
     prune_max_age: Option<Duration>,
     reindex: Option<String>,
     pool_size: Option<u32>,
+    testing: Option<crate::testing::Testing>,
 }
 
 impl Default for Builder {
@@ -561,6 +574,7 @@ impl Default for Builder {
             prune_max_age: Some(Duration::from_secs(24 * 3600)),
             reindex: Some("@midnight".to_owned()),
             pool_size: None,
+            testing: None,
         }
     }
 }
@@ -684,6 +698,14 @@ impl Builder {
         self
     }
 
+    /// Builds a node for tests: [`Testing::Manual`](crate::testing::Testing::Manual) inserts
+    /// jobs but runs no queues and no maintenance (drain them with
+    /// [`drain_queue`](crate::testing::drain_queue)); `Inline` runs each job as it is inserted.
+    pub fn testing(mut self, mode: crate::testing::Testing) -> Self {
+        self.testing = Some(mode);
+        self
+    }
+
     /// Maximum connections of the pool this builder opens (default: 2 per queue plus 4).
     pub fn pool_size(mut self, size: u32) -> Self {
         self.pool_size = Some(size);
@@ -766,6 +788,21 @@ impl Builder {
         });
 
         let mut background = Vec::new();
+        if self.testing == Some(crate::testing::Testing::Manual) {
+            tracing::info!(node = %node, "oban started in manual testing mode: no queues, no maintenance");
+            return Ok(Oban {
+                inner: Arc::new(Inner {
+                    shared,
+                    pool,
+                    stop,
+                    tasks: Mutex::new(Some(Tasks {
+                        background,
+                        completer_task,
+                        give_up,
+                    })),
+                }),
+            });
+        }
         // Notifications first, so no insert notice is missed once queues run.
         if self.notifications {
             let (sink, notices) = mpsc::unbounded_channel();

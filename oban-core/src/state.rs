@@ -7,7 +7,7 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 /// A value the worker binary registered with `Oban::builder().state(value)`, injected into a
-/// worker fn by type.
+/// worker fn by type. It derefs to the value (fields and methods of `T` work on it directly).
 ///
 /// ```
 /// use oban_core::State;
@@ -19,7 +19,19 @@ use std::sync::Arc;
 /// }
 /// # let _ = uses;
 /// ```
-pub struct State<T: ?Sized>(pub Arc<T>);
+pub struct State<T: ?Sized>(Arc<T>);
+
+impl<T: ?Sized> State<T> {
+    /// Wraps a shared value.
+    pub fn new(value: Arc<T>) -> Self {
+        Self(value)
+    }
+
+    /// The shared value itself, e.g. to move a clone into a spawned task.
+    pub fn arc(&self) -> &Arc<T> {
+        &self.0
+    }
+}
 
 impl<T: ?Sized> Clone for State<T> {
     fn clone(&self) -> Self {

@@ -566,6 +566,17 @@ impl Engine for PostgresEngine {
         Ok(result.rows_affected())
     }
 
+    async fn job_list(&self, filter: &JobFilter, limit: u32) -> Result<Vec<Job>> {
+        let sql = format!(
+            "SELECT {JOB_COLUMNS} FROM oban_jobs j WHERE {FILTER_SQL} ORDER BY j.id LIMIT $8"
+        );
+        let rows = bind_filter(sqlx::query(&sql), filter)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(job_from_row).collect()
+    }
+
     async fn job_get(&self, id: i64) -> Result<Option<Job>> {
         let sql = format!("SELECT {JOB_COLUMNS} FROM oban_jobs j WHERE j.id = $1");
         let row = sqlx::query(&sql)

@@ -1,0 +1,8 @@
+use oban::worker;
+
+#[worker(backoff = exponential(base = "1m", max = 30))]
+async fn send_receipt(order_id: i64) {
+    let _ = order_id;
+}
+
+fn main() {}

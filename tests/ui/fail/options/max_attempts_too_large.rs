@@ -1,0 +1,8 @@
+use oban::worker;
+
+#[worker(max_attempts = 70000)]
+async fn send_receipt(order_id: i64) {
+    let _ = order_id;
+}
+
+fn main() {}

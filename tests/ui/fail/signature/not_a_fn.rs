@@ -1,0 +1,8 @@
+use oban::worker;
+
+#[worker(queue = "mailers")]
+struct SendReceipt {
+    order_id: i64,
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use oban::worker;
+
+#[worker]
+async fn send_receipt(_: i64) {}
+
+fn main() {}

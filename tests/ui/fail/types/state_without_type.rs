@@ -1,0 +1,8 @@
+use oban::worker;
+
+#[worker()]
+async fn send_receipt(mailer: oban::State) {
+    let _ = mailer;
+}
+
+fn main() {}

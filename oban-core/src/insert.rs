@@ -1,9 +1,9 @@
 //! Where jobs can be inserted: an [`Oban`], a pool, or a connection in your own transaction.
 
 use futures_util::future::BoxFuture;
-use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+use sqlx::{PgConnection, PgPool, Postgres, Sqlite, SqliteConnection, SqlitePool, Transaction};
 
-use crate::engines::postgres;
+use crate::engines::{postgres, sqlite};
 use crate::error::Result;
 use crate::job::Job;
 use crate::new_job::NewJob;
@@ -15,6 +15,8 @@ use crate::oban::Oban;
 /// - `&PgPool`: any pool on an Oban database (a web server that only enqueues).
 /// - `&mut PgConnection` (`&mut *tx`) or `&mut Transaction<Postgres>`: the jobs commit or roll
 ///   back with the rest of your transaction. Nodes pick them up on their next poll after commit.
+/// - `&SqlitePool`, `&mut SqliteConnection`, `&mut Transaction<Sqlite>`: the same on SQLite (see
+///   [`crate::engines::sqlite`]); a pool insert wakes the queues of this process at once.
 ///
 /// ```no_run
 /// # async fn demo(pool: sqlx::PgPool) -> Result<(), Box<dyn std::error::Error>> {
@@ -56,6 +58,24 @@ impl<'a> JobInserter<'a> for &'a mut PgConnection {
 impl<'a, 't: 'a> JobInserter<'a> for &'a mut Transaction<'t, Postgres> {
     fn insert_jobs(self, jobs: Vec<NewJob>) -> BoxFuture<'a, Result<Vec<Job>>> {
         Box::pin(postgres::insert_jobs(self, jobs))
+    }
+}
+
+impl<'a> JobInserter<'a> for &'a SqlitePool {
+    fn insert_jobs(self, jobs: Vec<NewJob>) -> BoxFuture<'a, Result<Vec<Job>>> {
+        Box::pin(sqlite::insert_into_pool(self, jobs))
+    }
+}
+
+impl<'a> JobInserter<'a> for &'a mut SqliteConnection {
+    fn insert_jobs(self, jobs: Vec<NewJob>) -> BoxFuture<'a, Result<Vec<Job>>> {
+        Box::pin(sqlite::insert_jobs(self, jobs))
+    }
+}
+
+impl<'a, 't: 'a> JobInserter<'a> for &'a mut Transaction<'t, Sqlite> {
+    fn insert_jobs(self, jobs: Vec<NewJob>) -> BoxFuture<'a, Result<Vec<Job>>> {
+        Box::pin(sqlite::insert_jobs(self, jobs))
     }
 }
 

@@ -1,4 +1,4 @@
-//! The runtime of Oban for Rust: durable background jobs in PostgreSQL.
+//! The runtime of Oban for Rust: durable background jobs in PostgreSQL or an embedded SQLite file.
 //!
 //! Most users depend on the `oban` crate, which re-exports everything here together with the
 //! `#[worker]` attribute. The pieces:
@@ -43,7 +43,7 @@ pub use insert::{insert_all, JobInserter};
 pub use job::{AttemptError, Job, JobState};
 pub use migrate::migrate;
 pub use new_job::{IntoNewJob, JobBuilder, NewJob};
-pub use oban::{Builder, Nodes, Oban, QueueInfo};
+pub use oban::{Builder, DbPool, Nodes, Oban, QueueInfo};
 pub use registry::{Registry, WorkerRegistration};
 pub use state::{State, StateKey, StateMap};
 pub use unique::{

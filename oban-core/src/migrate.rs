@@ -1,27 +1,61 @@
 //! Installing and upgrading the schema.
 
-use sqlx::PgPool;
+use sqlx::{PgPool, SqlitePool};
 
-use crate::engines::postgres;
+use crate::engines::{postgres, sqlite};
 use crate::error::Result;
 
-/// Applies what is missing of the schema to the database behind `pool`.
+/// A database [`migrate`] can install the schema on: `&PgPool` or `&SqlitePool`.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum MigrateTarget<'a> {
+    /// A PostgreSQL database.
+    Postgres(&'a PgPool),
+    /// A SQLite database.
+    Sqlite(&'a SqlitePool),
+}
+
+impl<'a> From<&'a PgPool> for MigrateTarget<'a> {
+    fn from(pool: &'a PgPool) -> Self {
+        Self::Postgres(pool)
+    }
+}
+
+impl<'a> From<&'a SqlitePool> for MigrateTarget<'a> {
+    fn from(pool: &'a SqlitePool) -> Self {
+        Self::Sqlite(pool)
+    }
+}
+
+/// Applies what is missing of the schema to the database behind `pool` (a `&PgPool` or a
+/// `&SqlitePool`).
+///
+/// On PostgreSQL (`migrations/postgres`):
 ///
 /// - On an empty database: Oban's `oban_jobs` table, `oban_job_state` type and indexes (as Elixir
 ///   Oban's migrations leave them), plus `oban_peers` and `oban_producers`.
 /// - On a database where Elixir Oban or Oban's Python port already installed `oban_jobs`: that
 ///   table is kept as it is; only missing states and tables are added.
 ///
-/// Idempotent, and safe to run from many nodes at once: it holds a transaction-scoped advisory
-/// lock and records each applied step in `oban_rust_migrations`.
+/// On SQLite (`migrations/sqlite`): the same tables with SQLite's types, and the file switched to
+/// WAL mode (see [`crate::engines::sqlite`]).
+///
+/// Idempotent, and safe to run from many nodes at once: it holds a lock (a transaction-scoped
+/// advisory lock; SQLite's write lock) and records each applied step in `oban_rust_migrations`.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 /// let pool = sqlx::PgPool::connect("postgres://postgres@127.0.0.1:5432/postgres").await?;
 /// oban_core::migrate(&pool).await?;
 /// oban_core::migrate(&pool).await?; // a no-op the second time
+///
+/// let lite = oban_core::engines::sqlite::connect("sqlite://jobs.db", 4).await?;
+/// oban_core::migrate(&lite).await?;
 /// # Ok(()) }
 /// ```
-pub async fn migrate(pool: &PgPool) -> Result<()> {
-    postgres::migrate(pool).await
+pub async fn migrate<'a>(pool: impl Into<MigrateTarget<'a>>) -> Result<()> {
+    match pool.into() {
+        MigrateTarget::Postgres(pool) => postgres::migrate(pool).await,
+        MigrateTarget::Sqlite(pool) => sqlite::migrate(pool).await,
+    }
 }

@@ -8,12 +8,16 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use serde_json::json;
 use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::SqlitePool;
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinHandle;
 
 use crate::cron::{CronEntry, CronScheduler};
 use crate::engine::{Engine, StopSignal};
+use crate::engines::inline::InlineEngine;
 use crate::engines::postgres::PostgresEngine;
+use crate::testing::Testing;
+use crate::engines::sqlite::{self, SqliteEngine};
 use crate::error::{Error, Result};
 use crate::filter::JobFilter;
 use crate::job::{Job, JobState};
@@ -55,7 +59,8 @@ pub struct Oban {
 
 struct Inner {
     shared: Arc<Shared>,
-    pool: PgPool,
+    /// `None` for a node in inline testing mode, which has no database.
+    pool: Option<DbPool>,
     stop: watch::Sender<Option<tokio::time::Instant>>,
     tasks: Mutex<Option<Tasks>>,
 }
@@ -67,6 +72,7 @@ struct Shared {
     state: Arc<StateMap>,
     node: Arc<str>,
     poll_interval: Duration,
+    dispatch_cooldown: Duration,
     heartbeat_interval: Duration,
     stale_after: Duration,
     producers: Mutex<HashMap<String, ProducerHandle>>,
@@ -142,6 +148,7 @@ impl Shared {
             state: Arc::clone(&self.state),
             completer,
             poll_interval: self.poll_interval,
+            dispatch_cooldown: self.dispatch_cooldown,
             heartbeat_interval: self.heartbeat_interval,
             wake: Arc::clone(&wake),
             control: control_rx,
@@ -251,9 +258,25 @@ impl Oban {
         &self.inner.shared.node
     }
 
-    /// The connection pool.
-    pub fn pool(&self) -> &PgPool {
-        &self.inner.pool
+    /// The connection pool, on whichever engine this node runs (`None` in inline testing mode).
+    pub fn db_pool(&self) -> Option<&DbPool> {
+        self.inner.pool.as_ref()
+    }
+
+    /// The connection pool, when this node runs on PostgreSQL.
+    pub fn pg_pool(&self) -> Option<&PgPool> {
+        match &self.inner.pool {
+            Some(DbPool::Postgres(pool)) => Some(pool),
+            _ => None,
+        }
+    }
+
+    /// The connection pool, when this node runs on SQLite.
+    pub fn sqlite_pool(&self) -> Option<&SqlitePool> {
+        match &self.inner.pool {
+            Some(DbPool::Sqlite(pool)) => Some(pool),
+            _ => None,
+        }
     }
 
     pub(crate) fn engine(&self) -> &Arc<dyn Engine> {
@@ -298,6 +321,11 @@ impl Oban {
     /// Inserts one job (what `builder.insert(&oban)` calls).
     pub async fn insert(&self, job: NewJob) -> Result<Job> {
         job.insert(self).await
+    }
+
+    /// Jobs matching `filter`, oldest first, at most 10,000 (narrow the filter for more).
+    pub async fn jobs(&self, filter: &JobFilter) -> Result<Vec<Job>> {
+        self.inner.shared.engine.job_list(filter, 10_000).await
     }
 
     /// The job with this id.
@@ -523,7 +551,53 @@ async fn wait_for_signal() {
 enum Database {
     None,
     Url(String),
-    Pool(PgPool),
+    Pool(DbPool),
+}
+
+/// A connection pool on either engine: what a node runs on, and what an application can use for
+/// its own tables too (one database for the jobs and the data they commit with).
+///
+/// ```no_run
+/// # async fn demo() -> oban_core::Result<()> {
+/// use oban_core::oban::DbPool;
+///
+/// // DATABASE_URL (postgres://.. or sqlite://..), else the SQLite file ./oban.db
+/// let db = DbPool::from_env().await?;
+/// let oban = oban_core::Oban::builder().db_pool(db.clone()).start().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub enum DbPool {
+    /// A PostgreSQL pool.
+    Postgres(PgPool),
+    /// A SQLite pool (see [`crate::engines::sqlite`]).
+    Sqlite(SqlitePool),
+}
+
+impl DbPool {
+    /// Opens a pool on `url`, choosing the engine by its scheme: `postgres://..` (or
+    /// `postgresql://..`) or `sqlite://path/to/file.db` (created when missing).
+    pub async fn connect(url: &str) -> Result<Self> {
+        connect(url, 10).await
+    }
+
+    /// [`connect`](Self::connect) to `DATABASE_URL`, or, when it is not set, to the SQLite file
+    /// `oban.db` in the working directory (its path is printed).
+    pub async fn from_env() -> Result<Self> {
+        from_env(10).await
+    }
+}
+
+impl From<PgPool> for DbPool {
+    fn from(pool: PgPool) -> Self {
+        Self::Postgres(pool)
+    }
+}
+
+impl From<SqlitePool> for DbPool {
+    fn from(pool: SqlitePool) -> Self {
+        Self::Sqlite(pool)
+    }
 }
 
 /// Configures and starts an [`Oban`] node. Every `#[worker]` linked into the binary is
@@ -539,6 +613,7 @@ pub struct Builder {
     migrate: bool,
     notifications: bool,
     poll_interval: Duration,
+    dispatch_cooldown: Duration,
     stage_interval: Duration,
     heartbeat_interval: Duration,
     rescue_interval: Duration,
@@ -549,7 +624,7 @@ pub struct Builder {
     prune_max_age: Option<Duration>,
     reindex: Option<String>,
     pool_size: Option<u32>,
-    testing: Option<crate::testing::Testing>,
+    testing: Option<Testing>,
 }
 
 impl Default for Builder {
@@ -564,6 +639,7 @@ impl Default for Builder {
             migrate: true,
             notifications: true,
             poll_interval: Duration::from_secs(1),
+            dispatch_cooldown: Duration::from_millis(5),
             stage_interval: Duration::from_secs(1),
             heartbeat_interval: Duration::from_secs(15),
             rescue_interval: Duration::from_secs(60),
@@ -580,15 +656,32 @@ impl Default for Builder {
 }
 
 impl Builder {
-    /// Connects to this PostgreSQL URL (`postgres://user@host:port/db`).
+    /// Connects to this database URL: PostgreSQL (`postgres://user@host:port/db`) or SQLite
+    /// (`sqlite://path/to/file.db`, created when missing; see [`crate::engines::sqlite`]).
+    ///
+    /// Without `.database(..)`, `.pool(..)` or `.sqlite_pool(..)`, `start` uses `DATABASE_URL`,
+    /// and without that the SQLite file `oban.db` in the working directory.
     pub fn database(mut self, url: impl Into<String>) -> Self {
         self.database = Database::Url(url.into());
         self
     }
 
-    /// Uses an existing pool.
+    /// Uses an existing PostgreSQL pool.
     pub fn pool(mut self, pool: PgPool) -> Self {
-        self.database = Database::Pool(pool);
+        self.database = Database::Pool(DbPool::Postgres(pool));
+        self
+    }
+
+    /// Uses an existing SQLite pool (best opened with [`crate::engines::sqlite::connect`], which
+    /// sets WAL mode and a busy timeout).
+    pub fn sqlite_pool(mut self, pool: SqlitePool) -> Self {
+        self.database = Database::Pool(DbPool::Sqlite(pool));
+        self
+    }
+
+    /// Uses an existing pool on either engine.
+    pub fn db_pool(mut self, pool: impl Into<DbPool>) -> Self {
+        self.database = Database::Pool(pool.into());
         self
     }
 
@@ -657,6 +750,13 @@ impl Builder {
         self
     }
 
+    /// While a queue has jobs running, how long freed slots may accumulate before it fetches
+    /// again (default 5 ms): fewer, larger fetches under load. An idle queue fetches at once.
+    pub fn dispatch_cooldown(mut self, cooldown: Duration) -> Self {
+        self.dispatch_cooldown = cooldown;
+        self
+    }
+
     /// How often scheduled and retryable jobs are made available (default 1 s).
     pub fn stage_interval(mut self, interval: Duration) -> Self {
         self.stage_interval = interval;
@@ -698,10 +798,10 @@ impl Builder {
         self
     }
 
-    /// Builds a node for tests: [`Testing::Manual`](crate::testing::Testing::Manual) inserts
+    /// Builds a node for tests: [`Testing::Manual`](Testing::Manual) inserts
     /// jobs but runs no queues and no maintenance (drain them with
     /// [`drain_queue`](crate::testing::drain_queue)); `Inline` runs each job as it is inserted.
-    pub fn testing(mut self, mode: crate::testing::Testing) -> Self {
+    pub fn testing(mut self, mode: Testing) -> Self {
         self.testing = Some(mode);
         self
     }
@@ -750,33 +850,38 @@ impl Builder {
             return Err(Error::Config("leader_ttl must be at least 300 ms".into()));
         }
 
-        let size = self.pool_size.unwrap_or(4 + 2 * self.queues.len() as u32);
-        let pool =
-            match self.database {
+        let node: Arc<str> = self.node.unwrap_or_else(default_node).into();
+        let registry = Arc::new(registry);
+        let state = Arc::new(self.state);
+        let (pool, engine): (Option<DbPool>, Arc<dyn Engine>) = if self.testing == Some(Testing::Inline) {
+            let engine = InlineEngine::new(Arc::clone(&registry), Arc::clone(&state), Arc::clone(&node));
+            (None, Arc::new(engine))
+        } else {
+            let size = self.pool_size.unwrap_or(4 + 2 * self.queues.len() as u32);
+            let pool = match self.database {
                 Database::Pool(pool) => pool,
                 Database::Url(url) => connect(&url, size).await?,
-                Database::None => match std::env::var("DATABASE_URL") {
-                    Ok(url) => connect(&url, size).await?,
-                    Err(_) => return Err(Error::Config(
-                        "no database: call `.database(url)` or `.pool(pool)`, or set DATABASE_URL"
-                            .into(),
-                    )),
-                },
+                Database::None => from_env(size).await?,
             };
-        let engine: Arc<dyn Engine> = Arc::new(PostgresEngine::new(pool.clone()));
-        if self.migrate {
-            engine.schema_migrate().await?;
-        }
-        let node: Arc<str> = self.node.unwrap_or_else(default_node).into();
+            let engine: Arc<dyn Engine> = match &pool {
+                DbPool::Postgres(pool) => Arc::new(PostgresEngine::new(pool.clone())),
+                DbPool::Sqlite(pool) => Arc::new(SqliteEngine::new(pool.clone())),
+            };
+            if self.migrate {
+                engine.schema_migrate().await?;
+            }
+            (Some(pool), engine)
+        };
         let (stop, stop_rx) = watch::channel(None);
         let (give_up, give_up_rx) = watch::channel(false);
         let (completer, completer_task) = Completer::start(Arc::clone(&engine), give_up_rx);
         let shared = Arc::new(Shared {
             engine: Arc::clone(&engine),
-            registry: Arc::new(registry),
-            state: Arc::new(self.state),
+            registry,
+            state,
             node: Arc::clone(&node),
             poll_interval: self.poll_interval,
+            dispatch_cooldown: self.dispatch_cooldown,
             heartbeat_interval: self.heartbeat_interval,
             stale_after: self.rescue_after,
             producers: Mutex::new(HashMap::new()),
@@ -788,8 +893,8 @@ impl Builder {
         });
 
         let mut background = Vec::new();
-        if self.testing == Some(crate::testing::Testing::Manual) {
-            tracing::info!(node = %node, "oban started in manual testing mode: no queues, no maintenance");
+        if let Some(mode) = self.testing {
+            tracing::info!(node = %node, ?mode, "oban started in testing mode: no queues, no maintenance");
             return Ok(Oban {
                 inner: Arc::new(Inner {
                     shared,
@@ -956,11 +1061,41 @@ impl std::fmt::Debug for Builder {
     }
 }
 
-async fn connect(url: &str, size: u32) -> Result<PgPool> {
-    Ok(PgPoolOptions::new()
-        .max_connections(size.max(2))
-        .connect(url)
-        .await?)
+/// Opens a pool on `DATABASE_URL`, or on the default SQLite file (saying so).
+async fn from_env(size: u32) -> Result<DbPool> {
+    match std::env::var("DATABASE_URL") {
+        Ok(url) if !url.trim().is_empty() => connect(&url, size).await,
+        _ => {
+            let path = std::env::current_dir()
+                .map(|dir| dir.join(sqlite::DEFAULT_PATH))
+                .unwrap_or_else(|_| sqlite::DEFAULT_PATH.into());
+            tracing::info!(path = %path.display(), "no database configured (no `.database(url)`, no DATABASE_URL): using SQLite");
+            eprintln!(
+                "oban: no database configured; using the SQLite file {} (set DATABASE_URL=postgres://... or sqlite://... to choose)",
+                path.display()
+            );
+            Ok(DbPool::Sqlite(
+                sqlite::connect_with(sqlite::file_options(&path), size).await?,
+            ))
+        }
+    }
+}
+
+/// Opens a pool on `url`, choosing the engine by its scheme.
+async fn connect(url: &str, size: u32) -> Result<DbPool> {
+    let scheme = url.split(':').next().unwrap_or_default();
+    match scheme {
+        "postgres" | "postgresql" => Ok(DbPool::Postgres(
+            PgPoolOptions::new()
+                .max_connections(size.max(2))
+                .connect(url)
+                .await?,
+        )),
+        "sqlite" => Ok(DbPool::Sqlite(sqlite::connect(url, size).await?)),
+        _ => Err(Error::Config(format!(
+            "the database URL's scheme `{scheme}` is not supported: use postgres://user@host:port/db or sqlite://path/to/file.db"
+        ))),
+    }
 }
 
 fn default_node() -> String {

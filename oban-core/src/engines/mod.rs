@@ -1,3 +1,5 @@
 //! Engine implementations, one per database.
 
+pub mod inline;
 pub mod postgres;
+pub mod sqlite;

@@ -75,14 +75,18 @@ pub(crate) async fn execute(
         };
         let ack = to_ack(&job, finished, backoff, &node);
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let error = ack
+            .error
+            .as_ref()
+            .and_then(|e| e.get("error"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         match ack.state {
             JobState::Completed => tracing::debug!(elapsed_ms, "job completed"),
             JobState::Scheduled => tracing::debug!(elapsed_ms, "job snoozed"),
-            JobState::Retryable => {
-                tracing::warn!(elapsed_ms, error = ?ack.error, "job failed, will retry")
-            }
-            JobState::Discarded => tracing::error!(elapsed_ms, error = ?ack.error, "job discarded"),
-            JobState::Cancelled => tracing::info!(elapsed_ms, "job cancelled"),
+            JobState::Retryable => tracing::warn!(elapsed_ms, error, "job failed, will retry"),
+            JobState::Discarded => tracing::error!(elapsed_ms, error, "job discarded"),
+            JobState::Cancelled => tracing::info!(elapsed_ms, error, "job cancelled"),
             _ => {}
         }
         ack

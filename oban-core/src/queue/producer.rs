@@ -39,6 +39,9 @@ pub(crate) struct ProducerConfig {
     pub(crate) state: Arc<StateMap>,
     pub(crate) completer: Completer,
     pub(crate) poll_interval: Duration,
+    /// While jobs run, how long demand may accumulate before a fetch (Oban's dispatch cooldown):
+    /// one fetch then serves many freed slots.
+    pub(crate) dispatch_cooldown: Duration,
     pub(crate) heartbeat_interval: Duration,
     /// Wakes the producer: jobs were inserted or staged for its queue.
     pub(crate) wake: Arc<Notify>,
@@ -105,6 +108,15 @@ pub(crate) async fn run(mut config: ProducerConfig) {
             }
         }
         fetch_now = false;
+        if deadline.is_none() && !tasks.is_empty() && !config.dispatch_cooldown.is_zero() {
+            let until = Instant::now() + config.dispatch_cooldown;
+            while !tasks.is_empty() {
+                tokio::select! {
+                    Some(done) = tasks.join_next_with_id() => finish(done, &mut running, &config),
+                    () = tokio::time::sleep_until(until) => break,
+                }
+            }
+        }
         // Reap whatever else finished meanwhile, so demand is current.
         while let Some(done) = tasks.try_join_next_with_id() {
             finish(done, &mut running, &config);

@@ -1,0 +1,233 @@
+//! The inline engine, for tests: no database at all. Each job runs as it is inserted, in the
+//! inserting task, and is kept in memory with its outcome.
+//!
+//! Chosen by `Oban::builder().testing(Testing::Inline)`. Jobs run at once whatever their
+//! `scheduled_at`, exactly one attempt each (a failure leaves the job `retryable`, a snooze
+//! leaves it `scheduled`); uniqueness is not checked. Only inserts through the `Oban` handle run
+//! inline: a pool or transaction is a real database.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::engine::{Ack, Engine, ProducerInfo, StopSignal};
+use crate::engines::sqlite::row::json_contains;
+use crate::error::Result;
+use crate::filter::JobFilter;
+use crate::job::{AttemptError, Job, JobState};
+use crate::new_job::NewJob;
+use crate::notifier::{Channel, Notice};
+use crate::queue::executor;
+use crate::registry::Registry;
+use crate::state::StateMap;
+
+/// Runs jobs at insert and keeps them in memory.
+pub struct InlineEngine {
+    registry: Arc<Registry>,
+    state: Arc<StateMap>,
+    node: Arc<str>,
+    jobs: Mutex<BTreeMap<i64, Job>>,
+    next_id: AtomicI64,
+}
+
+impl InlineEngine {
+    /// An engine running the workers of `registry` with `state`.
+    pub fn new(registry: Arc<Registry>, state: Arc<StateMap>, node: Arc<str>) -> Self {
+        Self { registry, state, node, jobs: Mutex::new(BTreeMap::new()), next_id: AtomicI64::new(1) }
+    }
+
+    fn jobs(&self) -> std::sync::MutexGuard<'_, BTreeMap<i64, Job>> {
+        self.jobs.lock().expect("inline jobs lock")
+    }
+}
+
+impl std::fmt::Debug for InlineEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InlineEngine").field("jobs", &self.jobs().len()).finish_non_exhaustive()
+    }
+}
+
+/// Applies an ack to a job held in memory, as the database engines do.
+fn apply(job: &mut Job, ack: &Ack) {
+    let now = Utc::now();
+    job.state = ack.state;
+    match ack.state {
+        JobState::Completed => job.completed_at = Some(now),
+        JobState::Discarded => job.discarded_at = Some(now),
+        JobState::Cancelled => job.cancelled_at = Some(now),
+        _ => {}
+    }
+    if let Some(delay) = ack.schedule_in {
+        job.scheduled_at = now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::zero());
+    }
+    if ack.give_back_attempt {
+        job.attempt = (job.attempt - 1).max(0);
+    }
+    if let Some(error) = &ack.error {
+        job.errors.push(AttemptError {
+            attempt: error.get("attempt").and_then(Value::as_i64).unwrap_or_default() as i32,
+            at: error.get("at").and_then(Value::as_str).unwrap_or_default().to_owned(),
+            error: error.get("error").and_then(Value::as_str).unwrap_or_default().to_owned(),
+        });
+    }
+    if let (Some(Value::Object(changes)), Value::Object(meta)) = (&ack.meta, &mut job.meta) {
+        meta.extend(changes.clone());
+    }
+}
+
+fn matches(filter: &JobFilter, job: &Job) -> bool {
+    filter.ids.as_ref().is_none_or(|ids| ids.contains(&job.id))
+        && (filter.queues.is_empty() || filter.queues.contains(&job.queue))
+        && (filter.workers.is_empty() || filter.workers.contains(&job.worker))
+        && (filter.states.is_empty() || filter.states.contains(&job.state))
+        && filter.tags.iter().all(|tag| job.tags.contains(tag))
+        && filter.args.as_ref().is_none_or(|args| json_contains(&job.args, args))
+        && filter.meta.as_ref().is_none_or(|meta| json_contains(&job.meta, meta))
+}
+
+#[async_trait]
+impl Engine for InlineEngine {
+    async fn schema_migrate(&self) -> Result<()> {
+        Ok(())
+    }
+
+    async fn job_insert_many(&self, jobs: Vec<NewJob>) -> Result<Vec<Job>> {
+        let mut done = Vec::with_capacity(jobs.len());
+        for new in jobs {
+            new.validate()?;
+            let now = Utc::now();
+            let job = Job {
+                id: self.next_id.fetch_add(1, Ordering::Relaxed),
+                state: JobState::Executing,
+                queue: new.queue,
+                worker: new.worker,
+                args: new.args,
+                meta: new.meta,
+                tags: new.tags,
+                errors: Vec::new(),
+                attempt: 1,
+                max_attempts: new.max_attempts,
+                priority: new.priority,
+                attempted_by: vec![self.node.to_string(), "inline".to_owned()],
+                inserted_at: now,
+                scheduled_at: new.scheduled_at.unwrap_or(now),
+                attempted_at: Some(now),
+                completed_at: None,
+                discarded_at: None,
+                cancelled_at: None,
+                conflict: false,
+            };
+            let ack = executor::execute(job.clone(), Arc::clone(&self.registry), Arc::clone(&self.state), Arc::clone(&self.node)).await;
+            let mut job = job;
+            apply(&mut job, &ack);
+            self.jobs().insert(job.id, job.clone());
+            done.push(job);
+        }
+        Ok(done)
+    }
+
+    async fn job_fetch_available(&self, _queue: &str, _demand: u32, _attempted_by: &[String]) -> Result<Vec<Job>> {
+        Ok(Vec::new())
+    }
+
+    async fn job_ack_many(&self, acks: &[Ack]) -> Result<Vec<i64>> {
+        let mut jobs = self.jobs();
+        let mut acked = Vec::new();
+        for ack in acks {
+            if let Some(job) = jobs.get_mut(&ack.id).filter(|job| job.state == JobState::Executing) {
+                apply(job, ack);
+                acked.push(ack.id);
+            }
+        }
+        Ok(acked)
+    }
+
+    async fn job_stage_due(&self, _limit: u32) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
+
+    async fn job_rescue_orphaned(&self, _stale_after: Duration, _unknown_after: Duration) -> Result<u64> {
+        Ok(0)
+    }
+
+    async fn job_get(&self, id: i64) -> Result<Option<Job>> {
+        Ok(self.jobs().get(&id).cloned())
+    }
+
+    async fn job_list(&self, filter: &JobFilter, limit: u32) -> Result<Vec<Job>> {
+        Ok(self.jobs().values().filter(|job| matches(filter, job)).take(limit as usize).cloned().collect())
+    }
+
+    async fn job_retry_many(&self, filter: &JobFilter) -> Result<u64> {
+        let mut changed = 0;
+        for job in self.jobs().values_mut().filter(|job| matches(filter, job)) {
+            if !matches!(job.state, JobState::Executing | JobState::Available) {
+                job.state = JobState::Available;
+                job.max_attempts = job.max_attempts.max(job.attempt + 1);
+                changed += 1;
+            }
+        }
+        Ok(changed)
+    }
+
+    async fn job_cancel_many(&self, filter: &JobFilter) -> Result<(u64, Vec<i64>)> {
+        let mut changed = 0;
+        for job in self.jobs().values_mut().filter(|job| matches(filter, job)) {
+            if !job.state.is_final() {
+                job.state = JobState::Cancelled;
+                job.cancelled_at = Some(Utc::now());
+                changed += 1;
+            }
+        }
+        Ok((changed, Vec::new()))
+    }
+
+    async fn job_delete_many(&self, filter: &JobFilter) -> Result<u64> {
+        let mut jobs = self.jobs();
+        let before = jobs.len();
+        jobs.retain(|_, job| !(matches(filter, job) && job.state != JobState::Executing));
+        Ok((before - jobs.len()) as u64)
+    }
+
+    async fn job_prune(&self, _max_age: Duration, _limit: u32) -> Result<u64> {
+        Ok(0)
+    }
+
+    async fn schema_reindex(&self) -> Result<()> {
+        Ok(())
+    }
+
+    async fn notify(&self, _channel: Channel, _payload: Value) -> Result<()> {
+        Ok(())
+    }
+
+    async fn listen(&self, _sink: mpsc::UnboundedSender<Notice>, _stop: StopSignal) -> Result<bool> {
+        Ok(false)
+    }
+
+    async fn leader_elect(&self, _name: &str, _node: &str, _ttl: Duration) -> Result<bool> {
+        Ok(true)
+    }
+
+    async fn leader_resign(&self, _name: &str, _node: &str) -> Result<()> {
+        Ok(())
+    }
+
+    async fn producer_list(&self, _queue: Option<&str>) -> Result<Vec<ProducerInfo>> {
+        Ok(Vec::new())
+    }
+
+    async fn producer_heartbeat(&self, _uuid: uuid::Uuid, _node: &str, _queue: &str, _meta: Value) -> Result<()> {
+        Ok(())
+    }
+
+    async fn producer_delete(&self, _uuid: uuid::Uuid) -> Result<()> {
+        Ok(())
+    }
+}

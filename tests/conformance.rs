@@ -2238,7 +2238,10 @@ mod engine_choice {
             .await
             .unwrap();
         let oban = Oban::builder().db_pool(db.clone()).start().await.unwrap();
-        assert!(matches!(oban.db_pool(), Some(oban::oban::DbPool::Sqlite(_))));
+        assert!(matches!(
+            oban.db_pool(),
+            Some(oban::oban::DbPool::Sqlite(_))
+        ));
         assert_eq!(
             oban.job(job.id).await.unwrap().unwrap().state,
             JobState::Completed

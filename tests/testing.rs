@@ -405,13 +405,31 @@ async fn inline_mode_runs_each_job_at_insert_without_a_database() {
     let failed = JobBuilder::new(greet("error")).insert(&oban).await.unwrap();
     assert_eq!(failed.state, JobState::Retryable, "one attempt, no retry");
     assert_eq!(failed.errors[0].error, "yo failed");
-    let discarded = JobBuilder::new(greet("discard")).insert(&oban).await.unwrap();
+    let discarded = JobBuilder::new(greet("discard"))
+        .insert(&oban)
+        .await
+        .unwrap();
     assert_eq!(discarded.state, JobState::Discarded);
-    let later = JobBuilder::new(greet("ok")).schedule_in(Duration::from_secs(3600)).insert(&oban).await.unwrap();
-    assert_eq!(later.state, JobState::Completed, "inline runs scheduled jobs at once");
+    let later = JobBuilder::new(greet("ok"))
+        .schedule_in(Duration::from_secs(3600))
+        .insert(&oban)
+        .await
+        .unwrap();
+    assert_eq!(
+        later.state,
+        JobState::Completed,
+        "inline runs scheduled jobs at once"
+    );
 
-    assert_eq!(oban.job(done.id).await.unwrap().unwrap().state, JobState::Completed);
-    let retryable = testing::assert_enqueued(&oban, Enqueued::worker::<Greet>().args(json!({"who": "error"}))).await;
+    assert_eq!(
+        oban.job(done.id).await.unwrap().unwrap().state,
+        JobState::Completed
+    );
+    let retryable = testing::assert_enqueued(
+        &oban,
+        Enqueued::worker::<Greet>().args(json!({"who": "error"})),
+    )
+    .await;
     assert_eq!(retryable.id, failed.id);
     oban.shutdown(Duration::from_secs(1)).await;
 }

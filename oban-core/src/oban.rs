@@ -16,7 +16,6 @@ use crate::cron::{CronEntry, CronScheduler};
 use crate::engine::{Engine, StopSignal};
 use crate::engines::inline::InlineEngine;
 use crate::engines::postgres::PostgresEngine;
-use crate::testing::Testing;
 use crate::engines::sqlite::{self, SqliteEngine};
 use crate::error::{Error, Result};
 use crate::filter::JobFilter;
@@ -29,6 +28,7 @@ use crate::queue::completer::Completer;
 use crate::queue::producer::{self, Control, ProducerConfig};
 use crate::registry::{Registry, WorkerRegistration};
 use crate::state::StateMap;
+use crate::testing::Testing;
 use crate::worker::Worker;
 
 /// A running Oban node: inserts jobs, runs its queues, and takes part in leader election for the
@@ -853,25 +853,27 @@ impl Builder {
         let node: Arc<str> = self.node.unwrap_or_else(default_node).into();
         let registry = Arc::new(registry);
         let state = Arc::new(self.state);
-        let (pool, engine): (Option<DbPool>, Arc<dyn Engine>) = if self.testing == Some(Testing::Inline) {
-            let engine = InlineEngine::new(Arc::clone(&registry), Arc::clone(&state), Arc::clone(&node));
-            (None, Arc::new(engine))
-        } else {
-            let size = self.pool_size.unwrap_or(4 + 2 * self.queues.len() as u32);
-            let pool = match self.database {
-                Database::Pool(pool) => pool,
-                Database::Url(url) => connect(&url, size).await?,
-                Database::None => from_env(size).await?,
+        let (pool, engine): (Option<DbPool>, Arc<dyn Engine>) =
+            if self.testing == Some(Testing::Inline) {
+                let engine =
+                    InlineEngine::new(Arc::clone(&registry), Arc::clone(&state), Arc::clone(&node));
+                (None, Arc::new(engine))
+            } else {
+                let size = self.pool_size.unwrap_or(4 + 2 * self.queues.len() as u32);
+                let pool = match self.database {
+                    Database::Pool(pool) => pool,
+                    Database::Url(url) => connect(&url, size).await?,
+                    Database::None => from_env(size).await?,
+                };
+                let engine: Arc<dyn Engine> = match &pool {
+                    DbPool::Postgres(pool) => Arc::new(PostgresEngine::new(pool.clone())),
+                    DbPool::Sqlite(pool) => Arc::new(SqliteEngine::new(pool.clone())),
+                };
+                if self.migrate {
+                    engine.schema_migrate().await?;
+                }
+                (Some(pool), engine)
             };
-            let engine: Arc<dyn Engine> = match &pool {
-                DbPool::Postgres(pool) => Arc::new(PostgresEngine::new(pool.clone())),
-                DbPool::Sqlite(pool) => Arc::new(SqliteEngine::new(pool.clone())),
-            };
-            if self.migrate {
-                engine.schema_migrate().await?;
-            }
-            (Some(pool), engine)
-        };
         let (stop, stop_rx) = watch::channel(None);
         let (give_up, give_up_rx) = watch::channel(false);
         let (completer, completer_task) = Completer::start(Arc::clone(&engine), give_up_rx);

@@ -39,7 +39,13 @@ pub struct InlineEngine {
 impl InlineEngine {
     /// An engine running the workers of `registry` with `state`.
     pub fn new(registry: Arc<Registry>, state: Arc<StateMap>, node: Arc<str>) -> Self {
-        Self { registry, state, node, jobs: Mutex::new(BTreeMap::new()), next_id: AtomicI64::new(1) }
+        Self {
+            registry,
+            state,
+            node,
+            jobs: Mutex::new(BTreeMap::new()),
+            next_id: AtomicI64::new(1),
+        }
     }
 
     fn jobs(&self) -> std::sync::MutexGuard<'_, BTreeMap<i64, Job>> {
@@ -49,7 +55,9 @@ impl InlineEngine {
 
 impl std::fmt::Debug for InlineEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("InlineEngine").field("jobs", &self.jobs().len()).finish_non_exhaustive()
+        f.debug_struct("InlineEngine")
+            .field("jobs", &self.jobs().len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -64,16 +72,28 @@ fn apply(job: &mut Job, ack: &Ack) {
         _ => {}
     }
     if let Some(delay) = ack.schedule_in {
-        job.scheduled_at = now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::zero());
+        job.scheduled_at =
+            now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::zero());
     }
     if ack.give_back_attempt {
         job.attempt = (job.attempt - 1).max(0);
     }
     if let Some(error) = &ack.error {
         job.errors.push(AttemptError {
-            attempt: error.get("attempt").and_then(Value::as_i64).unwrap_or_default() as i32,
-            at: error.get("at").and_then(Value::as_str).unwrap_or_default().to_owned(),
-            error: error.get("error").and_then(Value::as_str).unwrap_or_default().to_owned(),
+            attempt: error
+                .get("attempt")
+                .and_then(Value::as_i64)
+                .unwrap_or_default() as i32,
+            at: error
+                .get("at")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            error: error
+                .get("error")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
         });
     }
     if let (Some(Value::Object(changes)), Value::Object(meta)) = (&ack.meta, &mut job.meta) {
@@ -87,8 +107,14 @@ fn matches(filter: &JobFilter, job: &Job) -> bool {
         && (filter.workers.is_empty() || filter.workers.contains(&job.worker))
         && (filter.states.is_empty() || filter.states.contains(&job.state))
         && filter.tags.iter().all(|tag| job.tags.contains(tag))
-        && filter.args.as_ref().is_none_or(|args| json_contains(&job.args, args))
-        && filter.meta.as_ref().is_none_or(|meta| json_contains(&job.meta, meta))
+        && filter
+            .args
+            .as_ref()
+            .is_none_or(|args| json_contains(&job.args, args))
+        && filter
+            .meta
+            .as_ref()
+            .is_none_or(|meta| json_contains(&job.meta, meta))
 }
 
 #[async_trait]
@@ -123,7 +149,13 @@ impl Engine for InlineEngine {
                 cancelled_at: None,
                 conflict: false,
             };
-            let ack = executor::execute(job.clone(), Arc::clone(&self.registry), Arc::clone(&self.state), Arc::clone(&self.node)).await;
+            let ack = executor::execute(
+                job.clone(),
+                Arc::clone(&self.registry),
+                Arc::clone(&self.state),
+                Arc::clone(&self.node),
+            )
+            .await;
             let mut job = job;
             apply(&mut job, &ack);
             self.jobs().insert(job.id, job.clone());
@@ -132,7 +164,12 @@ impl Engine for InlineEngine {
         Ok(done)
     }
 
-    async fn job_fetch_available(&self, _queue: &str, _demand: u32, _attempted_by: &[String]) -> Result<Vec<Job>> {
+    async fn job_fetch_available(
+        &self,
+        _queue: &str,
+        _demand: u32,
+        _attempted_by: &[String],
+    ) -> Result<Vec<Job>> {
         Ok(Vec::new())
     }
 
@@ -140,7 +177,10 @@ impl Engine for InlineEngine {
         let mut jobs = self.jobs();
         let mut acked = Vec::new();
         for ack in acks {
-            if let Some(job) = jobs.get_mut(&ack.id).filter(|job| job.state == JobState::Executing) {
+            if let Some(job) = jobs
+                .get_mut(&ack.id)
+                .filter(|job| job.state == JobState::Executing)
+            {
                 apply(job, ack);
                 acked.push(ack.id);
             }
@@ -152,7 +192,11 @@ impl Engine for InlineEngine {
         Ok(Vec::new())
     }
 
-    async fn job_rescue_orphaned(&self, _stale_after: Duration, _unknown_after: Duration) -> Result<u64> {
+    async fn job_rescue_orphaned(
+        &self,
+        _stale_after: Duration,
+        _unknown_after: Duration,
+    ) -> Result<u64> {
         Ok(0)
     }
 
@@ -161,7 +205,13 @@ impl Engine for InlineEngine {
     }
 
     async fn job_list(&self, filter: &JobFilter, limit: u32) -> Result<Vec<Job>> {
-        Ok(self.jobs().values().filter(|job| matches(filter, job)).take(limit as usize).cloned().collect())
+        Ok(self
+            .jobs()
+            .values()
+            .filter(|job| matches(filter, job))
+            .take(limit as usize)
+            .cloned()
+            .collect())
     }
 
     async fn job_retry_many(&self, filter: &JobFilter) -> Result<u64> {
@@ -207,7 +257,11 @@ impl Engine for InlineEngine {
         Ok(())
     }
 
-    async fn listen(&self, _sink: mpsc::UnboundedSender<Notice>, _stop: StopSignal) -> Result<bool> {
+    async fn listen(
+        &self,
+        _sink: mpsc::UnboundedSender<Notice>,
+        _stop: StopSignal,
+    ) -> Result<bool> {
         Ok(false)
     }
 
@@ -223,7 +277,13 @@ impl Engine for InlineEngine {
         Ok(Vec::new())
     }
 
-    async fn producer_heartbeat(&self, _uuid: uuid::Uuid, _node: &str, _queue: &str, _meta: Value) -> Result<()> {
+    async fn producer_heartbeat(
+        &self,
+        _uuid: uuid::Uuid,
+        _node: &str,
+        _queue: &str,
+        _meta: Value,
+    ) -> Result<()> {
         Ok(())
     }
 

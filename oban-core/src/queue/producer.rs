@@ -16,6 +16,9 @@ use crate::queue::executor;
 use crate::registry::Registry;
 use crate::state::StateMap;
 
+/// How long after a wake-up a producer looks for jobs once more.
+const RECHECK_AFTER: Duration = Duration::from_millis(75);
+
 /// A control message for one producer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Control {
@@ -77,10 +80,18 @@ pub(crate) async fn run(mut config: ProducerConfig) {
     // The heartbeat precedes the first fetch so the lifeline never mistakes our jobs for orphans.
     beat(&config, uuid, tasks.len()).await;
 
+    // After a wake-up, look once more a moment later: inserts right after a notified one may
+    // have skipped their own notification (see the engine's notify throttle).
+    let mut recheck: Option<Instant> = None;
     loop {
         if !fetch_now {
             tokio::select! {
-                () = config.wake.notified() => {}
+                () = config.wake.notified() => {
+                    recheck.get_or_insert_with(|| Instant::now() + RECHECK_AFTER);
+                }
+                () = tokio::time::sleep_until(recheck.unwrap_or_else(Instant::now)), if recheck.is_some() => {
+                    recheck = None;
+                }
                 () = tokio::time::sleep(config.poll_interval) => {}
                 Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
                     finish(done, &mut running, &config);

@@ -76,6 +76,7 @@ modes:
   latency         N samples (default 1000) of insert-to-start on an idle queue
   bloat           drain N with --bloat-rows completed jobs (default 1000000) in the table
   rss             drain N (default 200000) at concurrency 100; report peak memory
+  sqlite-drain    drain N pre-inserted jobs on the SQLite engine (a temporary file)
 
 options:
   --jobs N           jobs (or samples) to run
@@ -90,6 +91,7 @@ options:
                      or a plain pool (found by polling); default oban, pool for single
   --timeout-s S      give up after S seconds of waiting (default 600)
   --keep-db          do not drop the benchmark database at the end
+  --no-notify        the node does not LISTEN: it finds jobs by polling
 
 Numbers may contain underscores (100_000). DATABASE_URL picks the server.
 Output: one line `bench mode=... key=value ...` on stdout.";
@@ -166,10 +168,11 @@ enum Mode {
     Latency,
     Bloat,
     Rss,
+    SqliteDrain,
 }
 
 impl Mode {
-    const ALL: [Mode; 9] = [
+    const ALL: [Mode; 10] = [
         Mode::Insert,
         Mode::InsertUnique,
         Mode::InsertSingle,
@@ -179,6 +182,7 @@ impl Mode {
         Mode::Latency,
         Mode::Bloat,
         Mode::Rss,
+        Mode::SqliteDrain,
     ];
 
     /// The name on the command line and in the output.
@@ -193,6 +197,7 @@ impl Mode {
             Mode::Latency => "latency",
             Mode::Bloat => "bloat",
             Mode::Rss => "rss",
+            Mode::SqliteDrain => "sqlite-drain",
         }
     }
 
@@ -255,6 +260,7 @@ struct Options {
     via: Via,
     timeout: Duration,
     keep_db: bool,
+    notifications: bool,
 }
 
 impl Options {
@@ -280,6 +286,7 @@ impl Options {
             via: mode.default_via(),
             timeout: Duration::from_secs(600),
             keep_db: false,
+            notifications: true,
         };
         while let Some(arg) = args.next() {
             let (flag, inline) = match arg.split_once('=') {
@@ -301,6 +308,7 @@ impl Options {
                 "--tasks" => options.tasks = number(&flag, &value()?)?,
                 "--pool" => options.pool_size = number(&flag, &value()?)?,
                 "--poll-ms" => options.poll = Duration::from_millis(number(&flag, &value()?)?),
+                "--no-notify" => options.notifications = false,
                 "--bloat-rows" => options.bloat_rows = number(&flag, &value()?)?,
                 "--reps" => options.reps = number(&flag, &value()?)?,
                 "--timeout-s" => options.timeout = Duration::from_secs(number(&flag, &value()?)?),
@@ -505,6 +513,7 @@ async fn start_node(pool: &PgPool, options: &Options, concurrency: u32) -> Bench
         .register::<Noop>()
         .migrate(false)
         .poll_interval(options.poll)
+        .notifications(options.notifications)
         .start()
         .await?)
 }
@@ -878,6 +887,7 @@ async fn bench_latency(pools: &Pools, options: &Options) -> BenchResult<Figures>
         .state(ProbeTx(tx))
         .migrate(false)
         .poll_interval(options.poll)
+        .notifications(options.notifications)
         .start()
         .await?;
     let mut latencies = Vec::with_capacity(n);
@@ -911,12 +921,63 @@ async fn bench_latency(pools: &Pools, options: &Options) -> BenchResult<Figures>
         .add("jobs", n)
         .add("via", options.via.name())
         .add("poll_ms", options.poll.as_millis())
+        .add("notifications", options.notifications)
         .ms("p50_ms", percentile(&latencies, 0.50))
         .ms("p90_ms", percentile(&latencies, 0.90))
         .ms("p99_ms", percentile(&latencies, 0.99))
         .ms("max_ms", percentile(&latencies, 1.0))
         .ms("mean_ms", mean)
         .ms("insert_p50_ms", percentile(&inserts, 0.50)))
+}
+
+/// `sqlite-drain`: the drain on the SQLite engine, in a temporary file of its own.
+async fn bench_sqlite_drain(options: &Options) -> BenchResult<Figures> {
+    let n = options.jobs;
+    let path =
+        std::env::temp_dir().join(format!("oban-bench-{}.db", uuid::Uuid::new_v4().simple()));
+    let pool = oban::engines::sqlite::connect_with(
+        oban::engines::sqlite::file_options(&path),
+        options.pool_size,
+    )
+    .await?;
+    oban::migrate(&pool).await?;
+    for from in (0..n).step_by(10_000) {
+        let jobs = (from..n.min(from + 10_000))
+            .map(noop_job)
+            .collect::<BenchResult<Vec<_>>>()?;
+        oban::insert_all(&pool, jobs).await?;
+    }
+    let count = "SELECT count(*) FROM oban_jobs WHERE state = 'completed'";
+    let started = Instant::now();
+    let oban = Oban::builder()
+        .sqlite_pool(pool.clone())
+        .queue("default", options.concurrency)
+        .register::<Noop>()
+        .migrate(false)
+        .poll_interval(options.poll)
+        .start()
+        .await?;
+    loop {
+        let done: i64 = sqlx::query_scalar(count).fetch_one(&pool).await?;
+        if done as usize >= n {
+            break;
+        }
+        if started.elapsed() > options.timeout {
+            return Err(format!("{done} of {n} jobs completed in {:?}", options.timeout).into());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let elapsed = started.elapsed();
+    oban.shutdown(GRACE).await;
+    pool.close().await;
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    Ok(Figures::new(options.mode)
+        .add("jobs", n)
+        .add("concurrency", options.concurrency)
+        .secs("seconds", elapsed)
+        .rate("jobs_per_s", n, elapsed))
 }
 
 /// Runs the chosen mode in its own database and returns its figures.
@@ -930,6 +991,7 @@ async fn run(options: &Options, db: &BenchDb) -> BenchResult<Figures> {
         Mode::E2e => bench_e2e(&pools, options).await,
         Mode::Single => bench_single(&pools, options).await,
         Mode::Latency => bench_latency(&pools, options).await,
+        Mode::SqliteDrain => bench_sqlite_drain(options).await,
     };
     pools.close().await;
     figures

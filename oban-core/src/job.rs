@@ -76,6 +76,26 @@ pub struct AttemptError {
     pub error: String,
 }
 
+impl AttemptError {
+    /// Reads an `errors` entry leniently: other Oban implementations may add keys or omit some.
+    pub fn from_json(value: Value) -> Self {
+        let attempt = value.get("attempt").and_then(Value::as_i64).unwrap_or(0);
+        AttemptError {
+            attempt: i32::try_from(attempt).unwrap_or(0),
+            at: value
+                .get("at")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            error: match value.get("error") {
+                Some(Value::String(s)) => s.clone(),
+                Some(other) => other.to_string(),
+                None => value.to_string(),
+            },
+        }
+    }
+}
+
 /// Oban's job states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -79,22 +79,7 @@ fn apply(job: &mut Job, ack: &Ack) {
         job.attempt = (job.attempt - 1).max(0);
     }
     if let Some(error) = &ack.error {
-        job.errors.push(AttemptError {
-            attempt: error
-                .get("attempt")
-                .and_then(Value::as_i64)
-                .unwrap_or_default() as i32,
-            at: error
-                .get("at")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
-            error: error
-                .get("error")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
-        });
+        job.errors.push(AttemptError::from_json(error.clone()));
     }
     if let (Some(Value::Object(changes)), Value::Object(meta)) = (&ack.meta, &mut job.meta) {
         meta.extend(changes.clone());

@@ -282,7 +282,7 @@ pub(crate) struct NotifyThrottle {
 }
 
 impl NotifyThrottle {
-    const WINDOW: Duration = Duration::from_millis(50);
+    const WINDOW: Duration = Duration::from_millis(10);
 
     /// Whether an insert of `jobs` should notify; records the queues it notifies for.
     pub(crate) fn should_notify(&self, jobs: &[NewJob]) -> bool {
@@ -563,7 +563,11 @@ impl Engine for PostgresEngine {
                meta = CASE WHEN a.meta IS NULL THEN j.meta ELSE coalesce(j.meta, '{}'::jsonb) || a.meta END
              FROM unnest($1::int8[], $2::timestamp[], $3::text[], $4::int8[], $5::int4[], $6::jsonb[], $7::jsonb[])
                AS a(id, attempted_at, state, delay_ms, give_back, error, meta)
-             WHERE j.id = a.id AND j.state = 'executing' AND j.attempted_at = a.attempted_at
+             -- state::text keeps the planner on the primary key: statistics taken while nothing
+             -- ran estimate one executing row, and scanning the state index instead walks every
+             -- dead index entry that fetches and acks left behind (measured: seconds per ack
+             -- with 200,000 finished jobs in the table).
+             WHERE j.id = a.id AND j.state::text = 'executing' AND j.attempted_at = a.attempted_at
              RETURNING j.id"
         ))
         .bind(ids)
@@ -959,7 +963,7 @@ fn job_from_row(row: &PgRow) -> Result<Job> {
             _ => Vec::new(),
         },
         errors: match errors {
-            Value::Array(items) => items.into_iter().map(attempt_error).collect(),
+            Value::Array(items) => items.into_iter().map(AttemptError::from_json).collect(),
             _ => Vec::new(),
         },
         attempt: row.try_get("attempt")?,
@@ -982,22 +986,4 @@ fn job_from_row(row: &PgRow) -> Result<Job> {
             .map(utc),
         conflict: false,
     })
-}
-
-/// Reads an `errors` entry leniently: other Oban implementations may add keys or omit some.
-fn attempt_error(value: Value) -> AttemptError {
-    let attempt = value.get("attempt").and_then(Value::as_i64).unwrap_or(0);
-    AttemptError {
-        attempt: i32::try_from(attempt).unwrap_or(0),
-        at: value
-            .get("at")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned(),
-        error: match value.get("error") {
-            Some(Value::String(s)) => s.clone(),
-            Some(other) => other.to_string(),
-            None => value.to_string(),
-        },
-    }
 }

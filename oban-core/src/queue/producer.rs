@@ -17,7 +17,7 @@ use crate::registry::Registry;
 use crate::state::StateMap;
 
 /// How long after a wake-up a producer looks for jobs once more.
-const RECHECK_AFTER: Duration = Duration::from_millis(75);
+const RECHECK_AFTER: Duration = Duration::from_millis(15);
 
 /// A control message for one producer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -126,7 +126,7 @@ pub(crate) fn job_from_row(row: &SqliteRow) -> Result<Job> {
         .parse::<JobState>()
         .map_err(|e| Error::InvalidJob(e.to_string()))?;
     let errors = match json_col(row, "errors", Value::Array(Vec::new()))? {
-        Value::Array(items) => items.into_iter().map(attempt_error).collect(),
+        Value::Array(items) => items.into_iter().map(AttemptError::from_json).collect(),
         _ => Vec::new(),
     };
     Ok(Job {
@@ -150,24 +150,6 @@ pub(crate) fn job_from_row(row: &SqliteRow) -> Result<Job> {
         cancelled_at: opt_ts_col(row, "cancelled_at")?,
         conflict: false,
     })
-}
-
-/// Reads an `errors` entry leniently (same rules as the PostgreSQL engine).
-fn attempt_error(value: Value) -> AttemptError {
-    let attempt = value.get("attempt").and_then(Value::as_i64).unwrap_or(0);
-    AttemptError {
-        attempt: i32::try_from(attempt).unwrap_or(0),
-        at: value
-            .get("at")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned(),
-        error: match value.get("error") {
-            Some(Value::String(s)) => s.clone(),
-            Some(other) => other.to_string(),
-            None => value.to_string(),
-        },
-    }
 }
 
 /// Whether `container` contains `contained` the way PostgreSQL's `jsonb @>` decides it: objects

@@ -87,7 +87,9 @@ pub(crate) async fn run(mut config: ProducerConfig) {
         if !fetch_now {
             tokio::select! {
                 () = config.wake.notified() => {
-                    recheck.get_or_insert_with(|| Instant::now() + RECHECK_AFTER);
+                    // From the latest wake-up: a throttled insert follows its notification by
+                    // less than the throttle window.
+                    recheck = Some(Instant::now() + RECHECK_AFTER);
                 }
                 () = tokio::time::sleep_until(recheck.unwrap_or_else(Instant::now)), if recheck.is_some() => {
                     recheck = None;

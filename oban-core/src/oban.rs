@@ -840,7 +840,18 @@ impl Builder {
                 return Err(Error::Config(format!("queue `{queue}` is declared twice")));
             }
         }
-        let cron: Vec<CronEntry> = self.cron.into_iter().collect::<Result<_>>()?;
+        let mut cron: Vec<CronEntry> = self.cron.into_iter().collect::<Result<_>>()?;
+        for registration in registry.iter() {
+            for (expression, timezone) in registration.cron() {
+                let options = registration.options();
+                let mut job = NewJob::new(registration.name(), serde_json::json!({}))
+                    .queue(options.queue)
+                    .priority(options.priority)
+                    .max_attempts(options.max_attempts);
+                job.tags = options.tags.iter().map(|t| (*t).to_owned()).collect();
+                cron.push(CronEntry::new(expression, job)?.timezone(timezone)?);
+            }
+        }
         let reindex_due = self
             .reindex
             .as_deref()

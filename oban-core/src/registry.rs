@@ -22,6 +22,7 @@ pub struct WorkerRegistration {
     pub(crate) type_name: fn() -> &'static str,
     pub(crate) options: fn() -> WorkerOptions,
     pub(crate) required_state: fn() -> Vec<StateKey>,
+    pub(crate) cron: &'static [(&'static str, &'static str)],
     pub(crate) run: RunFn,
 }
 
@@ -35,6 +36,7 @@ impl WorkerRegistration {
             type_name: std::any::type_name::<W>,
             options: W::options,
             required_state: W::required_state,
+            cron: W::CRON,
             run: run::<W>,
         }
     }
@@ -52,6 +54,11 @@ impl WorkerRegistration {
     /// The worker's options.
     pub fn options(&self) -> WorkerOptions {
         (self.options)()
+    }
+
+    /// The worker's cron schedules, `(expression, time zone)`.
+    pub fn cron(&self) -> &'static [(&'static str, &'static str)] {
+        self.cron
     }
 }
 

@@ -52,6 +52,12 @@ pub trait Worker: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// The stored worker name, e.g. `"SendReceipt"` or `"MyApp.Workers.SendReceipt"`.
     const NAME: &'static str;
 
+    /// Cron schedules of this worker, `(expression, IANA time zone)`: every node started with
+    /// the worker inserts a job with empty args at each due minute (only the leader does, once
+    /// per minute across the cluster). `#[worker(cron = "..", timezone = "..")]` fills it in
+    /// after checking both at compile time; by hand, a bad entry makes `Oban::start` fail.
+    const CRON: &'static [(&'static str, &'static str)] = &[];
+
     /// Defaults for every job of this worker: queue, attempts, priority, tags, timeout, backoff.
     fn options() -> WorkerOptions {
         WorkerOptions::new()

@@ -12,6 +12,8 @@
 //!            | "derive" "(" PATH,* ")"            more derives for it, e.g. Debug, Clone
 //!            | "backoff" "=" backoff
 //!            | "unique" ( "(" unique,* ")" )?
+//!            | "cron" "=" ( STRING | "[" STRING,+ "]" )  five-field expressions or nicknames
+//!            | "timezone" "=" STRING              IANA name the cron expressions are read in
 //! backoff   := "default" | "constant" "(" duration ")" | "linear" "(" duration ")"
 //!            | "exponential" "(" "base" "=" duration "," "max" "=" duration ")"
 //!            | PATH                               a `fn(&Job) -> Duration`
@@ -59,6 +61,14 @@ pub(crate) struct Options {
     pub(crate) backoff: Option<Backoff>,
     /// `unique(..)`.
     pub(crate) unique: Option<Unique>,
+    /// `cron = ..`: the expressions, with the span of the `cron` value.
+    pub(crate) cron: Vec<String>,
+    /// Where the `cron` value is, for errors that involve the fn.
+    pub(crate) cron_span: Option<Span>,
+    /// `timezone = ".."` (default UTC).
+    pub(crate) timezone: Option<String>,
+    /// Where the `timezone` value is.
+    pub(crate) timezone_span: Option<Span>,
 }
 
 /// A retry delay strategy; durations in milliseconds.
@@ -178,6 +188,8 @@ const OPTIONS: &[&str] = &[
     "derive",
     "backoff",
     "unique",
+    "cron",
+    "timezone",
 ];
 
 /// The options of `unique(..)`.
@@ -233,6 +245,14 @@ impl Options {
                 "name" => options.name = parse_name(cx, value),
                 "args" => options.args = parse_args(cx, value),
                 "backoff" => options.backoff = parse_backoff(cx, value),
+                "cron" => {
+                    options.cron_span = Some(value.span());
+                    options.cron = parse_cron(cx, value);
+                }
+                "timezone" => {
+                    options.timezone_span = Some(value.span());
+                    options.timezone = parse_timezone(cx, value);
+                }
                 _ => unreachable!("every option is handled"),
             }
         }
@@ -311,6 +331,8 @@ fn example(option: &str) -> &'static str {
         "name" => "\"MyApp.Workers.SendReceipt\"",
         "args" => "SendReceiptArgs",
         "backoff" => "exponential(base = 1, max = 3600)",
+        "cron" => "\"0 * * * *\"",
+        "timezone" => "\"Europe/Paris\"",
         "period" => "300",
         "keys" => "[order_id]",
         "fields" => "[args, queue, worker]",
@@ -615,6 +637,84 @@ fn parse_priority(cx: &Ctxt, value: &Expr) -> Option<u8> {
                 value,
                 format!("`priority` must be 0 (highest) to 9 (lowest), got {n}"),
             );
+            None
+        }
+    }
+}
+
+/// `cron = "0 * * * *"` or `cron = ["0 9 * * MON-FRI", "@daily"]`: every expression parses
+/// as the runtime will parse it.
+fn parse_cron(cx: &Ctxt, value: &Expr) -> Vec<String> {
+    let literals: Vec<&Expr> = match value {
+        Expr::Array(array) if !array.elems.is_empty() => array.elems.iter().collect(),
+        Expr::Array(array) => {
+            cx.error_spanned_by(
+                array,
+                "`cron` needs at least one expression: `cron = \"0 * * * *\"`",
+            );
+            return Vec::new();
+        }
+        other => vec![other],
+    };
+    let mut expressions = Vec::new();
+    for literal in literals {
+        let Expr::Lit(ExprLit {
+            lit: Lit::Str(text),
+            ..
+        }) = strip_groups(literal)
+        else {
+            cx.error_spanned_by(
+                literal,
+                "`cron` takes a string such as \"*/15 * * * *\" or \"@hourly\"",
+            );
+            continue;
+        };
+        let expression = text.value().trim().to_owned();
+        match check_cron(&expression) {
+            Ok(()) => expressions.push(expression),
+            Err(reason) => cx.error_spanned_by(
+                text,
+                format!("invalid cron expression `{expression}`: {reason}"),
+            ),
+        }
+    }
+    expressions
+}
+
+/// The runtime's cron grammar: five fields, or a nickname.
+fn check_cron(expression: &str) -> Result<(), String> {
+    let expanded = match expression {
+        "@reboot" => return Ok(()),
+        "@yearly" | "@annually" => "0 0 1 1 *",
+        "@monthly" => "0 0 1 * *",
+        "@weekly" => "0 0 * * 0",
+        "@daily" | "@midnight" => "0 0 * * *",
+        "@hourly" => "0 * * * *",
+        other if other.split_whitespace().count() != 5 => {
+            return Err("use five fields (minute hour day-of-month month day-of-week) or a nickname: @yearly, @monthly, @weekly, @daily, @midnight, @hourly, @reboot".to_owned())
+        }
+        other => other,
+    };
+    <croner::Cron as std::str::FromStr>::from_str(expanded)
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+/// `timezone = "Europe/Paris"`: a name in the IANA time zone database.
+fn parse_timezone(cx: &Ctxt, value: &Expr) -> Option<String> {
+    let Expr::Lit(ExprLit {
+        lit: Lit::Str(text),
+        ..
+    }) = value
+    else {
+        cx.error_spanned_by(value, "`timezone` takes a string such as \"Europe/Paris\"");
+        return None;
+    };
+    let name = text.value();
+    match <chrono_tz::Tz as std::str::FromStr>::from_str(&name) {
+        Ok(_) => Some(name),
+        Err(_) => {
+            cx.error_spanned_by(text, format!("unknown time zone `{name}`: use an IANA name such as \"America/New_York\" or \"UTC\""));
             None
         }
     }

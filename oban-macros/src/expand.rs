@@ -146,6 +146,7 @@ fn expand(worker: &WorkerFn<'_>, options: &Options, ident: &Ident) -> TokenStrea
     );
 
     let options_fn = options_fn(options);
+    let cron_const = cron_const(options);
     let required_state = required_state(worker);
     let perform = perform(worker);
 
@@ -176,6 +177,7 @@ fn expand(worker: &WorkerFn<'_>, options: &Options, ident: &Ident) -> TokenStrea
             #[automatically_derived]
             impl ::oban::Worker for #ident {
                 const NAME: &'static str = #stored_name;
+                #cron_const
                 #options_fn
                 #required_state
                 #perform
@@ -251,6 +253,21 @@ fn struct_docs(worker: &WorkerFn<'_>) -> Vec<TokenStream> {
         vec![quote!(#[doc = #doc])]
     } else {
         worker.docs.iter().map(|doc| quote!(#doc)).collect()
+    }
+}
+
+/// `const CRON`, when the worker has cron expressions.
+fn cron_const(options: &Options) -> TokenStream {
+    if options.cron.is_empty() {
+        return TokenStream::new();
+    }
+    let timezone = options.timezone.clone().unwrap_or_else(|| "UTC".to_owned());
+    let entries = options
+        .cron
+        .iter()
+        .map(|expression| quote!((#expression, #timezone)));
+    quote! {
+        const CRON: &'static [(&'static str, &'static str)] = &[#(#entries),*];
     }
 }
 

@@ -175,6 +175,8 @@ use proc_macro::TokenStream;
 /// | `derive` | `derive(Debug, Clone, PartialEq)` | more derives for the args struct (it always derives `Serialize` and `Deserialize`) |
 /// | `backoff` | `backoff = exponential(base = 1, max = 3600)` | `default` (Oban's), `constant(SECS)`, `linear(SECS)`, `exponential(base = SECS, max = SECS)`, or the path of your own `fn(&Job) -> Duration` |
 /// | `unique` | `unique(period = 300, keys = [order_id])` | which jobs are duplicates: `period = SECS \| infinity`, `keys = [argument, ..]`, `fields = [args, queue, worker, meta]`, `states = successful \| incomplete \| scheduled \| all`, `timestamp = inserted_at \| scheduled_at`; plain `unique` takes Oban's defaults |
+/// | `cron` | `cron = "0 * * * *"`, `cron = ["0 9 * * MON-FRI", "@daily"]` | insert a job with empty args on this schedule (five fields with ranges, steps, lists and names, or `@yearly`, `@monthly`, `@weekly`, `@daily`, `@midnight`, `@hourly`, `@reboot`); only for fns without stored arguments; the leader inserts each due minute once across the cluster |
+/// | `timezone` | `timezone = "Europe/Paris"` | IANA time zone the `cron` expressions are read in (default UTC) |
 #[proc_macro_attribute]
 pub fn worker(args: TokenStream, input: TokenStream) -> TokenStream {
     expand::worker(args.into(), input.into()).into()

@@ -8,6 +8,37 @@ use crate::ctxt::Ctxt;
 /// Records what is wrong between `options` and `worker`, and drops the options that are.
 pub(crate) fn check(cx: &Ctxt, options: &mut Options, worker: &WorkerFn<'_>) {
     check_unique_keys(cx, options, worker);
+    check_cron_args(cx, options, worker);
+}
+
+/// Cron jobs are inserted with empty args, so a cron worker may not have stored arguments;
+/// `timezone` only means something with `cron`.
+fn check_cron_args(cx: &Ctxt, options: &mut Options, worker: &WorkerFn<'_>) {
+    if options.cron.is_empty() {
+        if let (None, Some(span)) = (options.cron_span, options.timezone_span) {
+            cx.error_at(
+                span,
+                "`timezone` applies to `cron` expressions; add `cron = \"..\"` or remove it",
+            );
+        }
+        return;
+    }
+    let stored = worker.inputs.iter().any(|input| {
+        matches!(
+            input,
+            Input::Stored { .. } | Input::Invalid { stored: true, .. }
+        )
+    });
+    if stored {
+        cx.error_at(
+            options.cron_span.unwrap_or_else(proc_macro2::Span::call_site),
+            format!(
+                "cron inserts `{}` jobs with empty args, but the fn has stored arguments; remove them (inject `&Job` or `State<T>` instead) or schedule the job on the builder with `.cron(expression, job)`",
+                worker.ident
+            ),
+        );
+        options.cron.clear();
+    }
 }
 
 /// Every unique key must be a stored argument of the fn: that is a key of the job's args.

@@ -1,0 +1,6 @@
+use oban::worker;
+
+#[worker(cron = "61 * * * *")]
+async fn tick() {}
+
+fn main() {}

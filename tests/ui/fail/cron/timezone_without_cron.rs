@@ -1,0 +1,6 @@
+use oban::worker;
+
+#[worker(timezone = "Europe/Paris")]
+async fn tick() {}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use oban::worker;
+
+#[worker(cron = ["0 * * * *", "every day"])]
+async fn tick() {}
+
+fn main() {}

@@ -93,7 +93,7 @@ fn attempted_by(producer: &str) -> Vec<String> {
 /// Fetches everything available in `queue`.
 async fn fetch(db: &Db, queue: &str, demand: u32) -> Vec<Job> {
     db.engine
-        .job_fetch_available(queue, demand, &attempted_by("p1"))
+        .job_fetch_available(queue, demand, &attempted_by("p1"), None)
         .await
         .expect("fetch")
 }
@@ -324,7 +324,7 @@ async fn fetch_takes_available_jobs_in_priority_scheduled_at_id_order(kind: Kind
     };
     let first = db
         .engine
-        .job_fetch_available("default", 2, &attempted_by("p1"))
+        .job_fetch_available("default", 2, &attempted_by("p1"), None)
         .await
         .unwrap();
     assert_eq!(
@@ -345,7 +345,7 @@ async fn fetch_takes_available_jobs_in_priority_scheduled_at_id_order(kind: Kind
     }
     let rest = db
         .engine
-        .job_fetch_available("default", 10, &attempted_by("p2"))
+        .job_fetch_available("default", 10, &attempted_by("p2"), None)
         .await
         .unwrap();
     assert_eq!(label(&rest), ["b", "a", "e"]);
@@ -373,7 +373,7 @@ async fn concurrent_fetchers_never_get_the_same_job(kind: Kind) {
                 let mut got = Vec::new();
                 loop {
                     let jobs = engine
-                        .job_fetch_available("shared", 7, &attempted_by(&format!("p{i}")))
+                        .job_fetch_available("shared", 7, &attempted_by(&format!("p{i}")), None)
                         .await
                         .expect("fetch under contention");
                     if jobs.is_empty() {
@@ -654,7 +654,11 @@ async fn rescue_returns_orphaned_jobs_and_forgets_dead_producers(kind: Kind) {
         )
         .await;
         let by = attempted_by(&producer.to_string());
-        let jobs = db.engine.job_fetch_available(queue, 1, &by).await.unwrap();
+        let jobs = db
+            .engine
+            .job_fetch_available(queue, 1, &by, None)
+            .await
+            .unwrap();
         held.push(jobs[0].clone());
     }
     tokio::time::sleep(ms(300)).await;

@@ -21,13 +21,13 @@ impl Worker for Probe {
     }
 }
 
-/// The shape without what this runtime adds for unique jobs (the `uniq_key` column and index),
-/// and whether those additions are there.
-async fn shape_besides_unique_key(pool: &PgPool) -> (Vec<String>, usize) {
+/// The shape without what this runtime adds (the `uniq_key` column and index for unique jobs,
+/// the partial fetch index), and how many of those additions are there.
+async fn shape_besides_additions(pool: &PgPool) -> (Vec<String>, usize) {
     let (added, kept): (Vec<String>, Vec<String>) = jobs_table_shape(pool)
         .await
         .into_iter()
-        .partition(|l| l.contains("uniq_key"));
+        .partition(|l| l.contains("uniq_key") || l.contains("oban_jobs_fetch_index"));
     (kept, added.len())
 }
 
@@ -99,15 +99,24 @@ async fn fresh_database_gets_obans_schema_and_migrate_is_idempotent() {
             "{column} in {first:?}"
         );
     }
-    for index in [
-        "oban_jobs_state_queue_priority_scheduled_at_id_index",
-        "oban_jobs_staging_idx",
-    ] {
+    for index in ["oban_jobs_fetch_index", "oban_jobs_staging_idx"] {
         assert!(
             first.iter().any(|l| l.contains(index)),
             "{index} in {first:?}"
         );
     }
+    assert!(
+        !first
+            .iter()
+            .any(|l| l.contains("oban_jobs_state_queue_priority_scheduled_at_id_index")),
+        "a fresh install has no index over every state (each change of state would write to it)"
+    );
+    let fetch_fn: bool =
+        sqlx::query_scalar("SELECT to_regproc('oban_fetch_available') IS NOT NULL")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(fetch_fn, "the fetch function is installed");
     let tables: Vec<String> = sqlx::query_scalar(
         "SELECT tablename::text FROM pg_tables WHERE tablename LIKE 'oban%' ORDER BY 1",
     )
@@ -128,7 +137,7 @@ async fn fresh_database_gets_obans_schema_and_migrate_is_idempotent() {
             .fetch_all(&pool)
             .await
             .unwrap();
-    assert_eq!(versions, [1, 2, 3]);
+    assert_eq!(versions, [1, 2, 3, 4]);
 }
 
 #[tokio::test]
@@ -149,7 +158,7 @@ async fn concurrent_migrations_from_many_nodes_all_succeed() {
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert_eq!(versions, 3);
+    assert_eq!(versions, 4);
 }
 
 async fn run_existing_job(pool: &PgPool) -> oban::Job {
@@ -178,12 +187,15 @@ async fn an_elixir_oban_schema_is_kept_and_its_jobs_run() {
         .unwrap();
     let before = jobs_table_shape(&pool).await;
     oban::migrate(&pool).await.unwrap();
-    let (after, added) = shape_besides_unique_key(&pool).await;
+    let (after, added) = shape_besides_additions(&pool).await;
     assert_eq!(
         after, before,
         "all of oban_jobs as Elixir Oban made it is kept"
     );
-    assert_eq!(added, 2, "only the uniq_key column and its index are added");
+    assert_eq!(
+        added, 3,
+        "only the uniq_key column, its index and the fetch index are added"
+    );
     assert!(
         enum_values(&pool).await.contains(&"suspended".to_owned()),
         "missing states are added"
@@ -215,12 +227,15 @@ async fn a_python_oban_schema_is_kept_and_its_jobs_run() {
     .unwrap();
     oban::migrate(&pool).await.unwrap();
     oban::migrate(&pool).await.unwrap();
-    let (after, added) = shape_besides_unique_key(&pool).await;
+    let (after, added) = shape_besides_additions(&pool).await;
     assert_eq!(
         after, before,
         "all of oban_jobs as the Python port made it is kept"
     );
-    assert_eq!(added, 2, "only the uniq_key column and its index are added");
+    assert_eq!(
+        added, 3,
+        "only the uniq_key column, its index and the fetch index are added"
+    );
     let leaders_after: Vec<String> = sqlx::query_scalar(
         "SELECT column_name::text FROM information_schema.columns WHERE table_name = 'oban_leaders' ORDER BY 1",
     )

@@ -55,6 +55,46 @@ pub struct Ack {
     pub meta: Option<Value>,
 }
 
+impl Ack {
+    /// Whether this ack only completes the job: no error, meta, schedule or attempt change, so an
+    /// engine may record it with a narrower statement.
+    pub fn is_plain_completion(&self) -> bool {
+        self.state == JobState::Completed
+            && self.schedule_in.is_none()
+            && !self.give_back_attempt
+            && self.error.is_none()
+            && self.meta.is_none()
+    }
+}
+
+/// A position in a queue's fetch order (`priority, scheduled_at, id`): where a producer's last
+/// full batch ended.
+///
+/// Fetched jobs leave dead entries at the head of the queue's index until a vacuum removes
+/// them, and a scan from the head walks all of them, so without a cursor every fetch of a busy
+/// queue costs more than the one before (measured: 0.86 ms for 50 jobs on a fresh table, 1.63 ms
+/// six seconds later). Starting after the cursor skips them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct FetchCursor {
+    /// The job's priority.
+    pub priority: i32,
+    /// The job's `scheduled_at` (UTC).
+    pub scheduled_at: chrono::NaiveDateTime,
+    /// The job's id.
+    pub id: i64,
+}
+
+impl FetchCursor {
+    /// The position of `job`.
+    pub fn of(job: &Job) -> Self {
+        Self {
+            priority: job.priority,
+            scheduled_at: job.scheduled_at.naive_utc(),
+            id: job.id,
+        }
+    }
+}
+
 /// The operations a database must offer to store and run Oban jobs.
 #[async_trait]
 pub trait Engine: Send + Sync + 'static {
@@ -66,11 +106,15 @@ pub trait Engine: Send + Sync + 'static {
 
     /// Moves up to `demand` available jobs of `queue` to `executing` (attempt + 1), in priority,
     /// scheduled_at, id order, without ever handing one job to two callers.
+    ///
+    /// With `after`, only jobs ordered after that position are taken (an engine whose scans do
+    /// not degrade may ignore it and scan from the head).
     async fn job_fetch_available(
         &self,
         queue: &str,
         demand: u32,
         attempted_by: &[String],
+        after: Option<FetchCursor>,
     ) -> Result<Vec<Job>>;
 
     /// Records outcomes; returns the ids that were still executing the acked attempt.

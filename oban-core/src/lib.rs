@@ -36,7 +36,7 @@ pub mod worker;
 
 pub use backoff::Backoff;
 pub use cron::CronEntry;
-pub use engine::{Ack, Engine, ProducerInfo};
+pub use engine::{Ack, Engine, FetchCursor, ProducerInfo};
 pub use error::{Error, Result};
 pub use filter::JobFilter;
 pub use insert::{insert_all, JobInserter};

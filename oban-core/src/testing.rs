@@ -512,7 +512,7 @@ pub async fn drain_queue(
         }
         let demand = u32::try_from(room).unwrap_or(u32::MAX).min(1_000);
         let jobs = engine
-            .job_fetch_available(&options.queue, demand, &attempted_by)
+            .job_fetch_available(&options.queue, demand, &attempted_by, None)
             .await
             .map_err(|e| drain_error(0, "", e.to_string(), result))?;
         if jobs.is_empty() {

@@ -16,7 +16,7 @@ use chrono::Utc;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use crate::engine::{Ack, Engine, ProducerInfo, StopSignal};
+use crate::engine::{Ack, Engine, FetchCursor, ProducerInfo, StopSignal};
 use crate::engines::sqlite::row::json_contains;
 use crate::error::Result;
 use crate::filter::JobFilter;
@@ -154,6 +154,7 @@ impl Engine for InlineEngine {
         _queue: &str,
         _demand: u32,
         _attempted_by: &[String],
+        _after: Option<FetchCursor>,
     ) -> Result<Vec<Job>> {
         Ok(Vec::new())
     }

@@ -1,5 +1,5 @@
-//! Records attempt outcomes in batches: one statement for every ack that arrived while the
-//! previous statement was in flight, retried until the database takes it.
+//! Records attempt outcomes in batches: one statement for the acks that arrive within a short
+//! window (or while the previous statement was in flight), retried until the database takes it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,8 +8,14 @@ use tokio::sync::mpsc;
 
 use crate::engine::{Ack, Engine};
 
-/// Largest number of acks written in one statement.
+/// Largest number of acks written in one statement: a batch this size is written at once.
 const MAX_BATCH: usize = 5_000;
+
+/// How long acks gather after the first one before they are written. Each statement costs a
+/// round trip and a durable commit whatever its size; with 5 ms a busy node writes hundreds of
+/// acks per statement (measured: 360 at 33,000 jobs/s, against 50 without a window), and a job's
+/// completion is on record at most this much later (its slot is free at once).
+const WINDOW: Duration = Duration::from_millis(5);
 
 /// Sends acks to the completer task.
 #[derive(Debug, Clone)]
@@ -47,17 +53,27 @@ async fn run(
 ) {
     let mut batch: Vec<Ack> = Vec::new();
     let mut delay = Duration::from_millis(50);
+    let mut closed = false;
     loop {
         if batch.is_empty() {
+            if closed {
+                return;
+            }
             match rx.recv().await {
                 Some(ack) => batch.push(ack),
                 None => return,
             }
         }
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(ack) => batch.push(ack),
-                Err(_) => break,
+        // Gather for a moment: one statement per window rather than one per ack.
+        let until = tokio::time::Instant::now() + WINDOW;
+        while batch.len() < MAX_BATCH && !closed {
+            tokio::select! {
+                biased;
+                ack = rx.recv() => match ack {
+                    Some(ack) => batch.push(ack),
+                    None => closed = true,
+                },
+                () = tokio::time::sleep_until(until) => break,
             }
         }
         match engine.job_ack_many(&batch).await {

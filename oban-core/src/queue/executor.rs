@@ -152,6 +152,23 @@ pub(crate) fn to_ack(job: &Job, finished: Finished, backoff: Backoff, node: &str
     ack
 }
 
+/// The ack for a job fetched as its node stopped, never started: available again, attempt
+/// given back, nothing recorded against it.
+pub(crate) fn released(job: &Job) -> Ack {
+    Ack {
+        id: job.id,
+        attempted_at: job
+            .attempted_at
+            .map(|at| at.naive_utc())
+            .unwrap_or_default(),
+        state: JobState::Available,
+        schedule_in: Some(Duration::ZERO),
+        give_back_attempt: true,
+        error: None,
+        meta: None,
+    }
+}
+
 /// The ack for an attempt cut short by shutdown: runnable again, attempt given back.
 pub(crate) fn interrupted(
     id: i64,

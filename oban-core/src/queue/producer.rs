@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, Notify};
 use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
 
-use crate::engine::{Ack, Engine, StopSignal};
+use crate::engine::{Ack, Engine, FetchCursor, StopSignal};
 use crate::queue::completer::Completer;
 use crate::queue::executor;
 use crate::registry::Registry;
@@ -62,17 +62,56 @@ struct Running {
     killed: bool,
 }
 
+/// Fetches that may be in flight at once. Two let one fetch's round trip overlap the running of
+/// the jobs the other brought: with short jobs a single fetch at a time leaves every slot idle
+/// for a whole round trip per batch.
+const MAX_FETCHES_IN_FLIGHT: usize = 2;
+
+/// What a fetch in flight brings back.
+struct Fetched {
+    /// How many jobs it asked for.
+    asked: u32,
+    /// The wake-up generation it started in.
+    generation: u64,
+    /// Whether it started after a cursor rather than at the head of the queue.
+    from_cursor: bool,
+    jobs: crate::error::Result<Vec<crate::job::Job>>,
+}
+
 /// Runs the producer until the node or the queue stops.
+///
+/// Demand is `limit` minus the jobs running here minus the jobs that fetches in flight asked
+/// for, so the limit holds whatever the timing. A fetch starts when the queue may have jobs and:
+/// nothing runs or is being fetched (an idle queue answers at once), or half the slots are free,
+/// or demand has waited `dispatch_cooldown` (so finishing jobs are fetched for in batches).
 pub(crate) async fn run(mut config: ProducerConfig) {
     let uuid = uuid::Uuid::new_v4();
-    let attempted_by = vec![config.node.to_string(), uuid.to_string()];
+    let attempted_by: Arc<[String]> = Arc::from(vec![config.node.to_string(), uuid.to_string()]);
     let mut stop = config.stop.clone();
     let mut tasks: JoinSet<Ack> = JoinSet::new();
     let mut running: HashMap<tokio::task::Id, Running> = HashMap::new();
+    let mut fetches: JoinSet<Fetched> = JoinSet::new();
+    // Jobs asked for by the fetches in flight, in all and by fetch.
+    let mut reserved: u32 = 0;
+    let mut asking: HashMap<tokio::task::Id, u32> = HashMap::new();
     let mut heartbeat = tokio::time::interval(config.heartbeat_interval);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     heartbeat.reset(); // the first beat is sent below, before the first fetch
-    let mut fetch_now = true;
+    let mut poll = tokio::time::interval(config.poll_interval);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    poll.reset();
+    // Whether the queue may have available jobs, and a count of the reasons to think so: a
+    // fetch that comes back short clears `more` only if nothing woke the queue since it started.
+    let mut more = true;
+    let mut generation: u64 = 0;
+    // When free slots first waited for a fetch (for the cooldown).
+    let mut demand_since: Option<Instant> = None;
+    // Where the last full batch ended, while nothing suggests jobs ordered before it appeared:
+    // any wake-up (an insert, staging, a control message, the poll tick) clears it, so a job
+    // that sorts earlier waits at most until the next one.
+    let mut cursor: Option<FetchCursor> = None;
+    // After a failed fetch, no new one before this.
+    let mut retry_at: Option<Instant> = None;
     let mut error_delay = Duration::from_millis(100);
     let mut deadline: Option<Instant> = None;
 
@@ -83,121 +122,160 @@ pub(crate) async fn run(mut config: ProducerConfig) {
     // After a wake-up, look once more a moment later: inserts right after a notified one may
     // have skipped their own notification (see the engine's notify throttle).
     let mut recheck: Option<Instant> = None;
-    loop {
-        if !fetch_now {
-            tokio::select! {
-                () = config.wake.notified() => {
-                    // From the latest wake-up: a throttled insert follows its notification by
-                    // less than the throttle window.
-                    recheck = Some(Instant::now() + RECHECK_AFTER);
+    while deadline.is_none() {
+        // Start fetches while demand and the rules allow.
+        let mut cooldown_until: Option<Instant> = None;
+        while more && !config.paused && fetches.len() < MAX_FETCHES_IN_FLIGHT {
+            let now = Instant::now();
+            if retry_at.is_some_and(|at| now < at) {
+                break;
+            }
+            let free = config
+                .limit
+                .saturating_sub(tasks.len() as u32)
+                .saturating_sub(reserved);
+            if free == 0 {
+                demand_since = None;
+                break;
+            }
+            let since = *demand_since.get_or_insert(now);
+            let idle = tasks.is_empty() && fetches.is_empty();
+            let half = free >= config.limit.div_ceil(2);
+            if !(idle || half || now >= since + config.dispatch_cooldown) {
+                cooldown_until = Some(since + config.dispatch_cooldown);
+                break;
+            }
+            demand_since = None;
+            reserved += free;
+            let engine = Arc::clone(&config.engine);
+            let queue = config.queue.clone();
+            let by = Arc::clone(&attempted_by);
+            let started_in = generation;
+            let after = cursor;
+            let handle = fetches.spawn(async move {
+                let jobs = engine.job_fetch_available(&queue, free, &by, after).await;
+                Fetched {
+                    asked: free,
+                    generation: started_in,
+                    from_cursor: after.is_some(),
+                    jobs,
                 }
-                () = tokio::time::sleep_until(recheck.unwrap_or_else(Instant::now)), if recheck.is_some() => {
-                    recheck = None;
+            });
+            asking.insert(handle.id(), free);
+        }
+
+        tokio::select! {
+            () = config.wake.notified() => {
+                more = true;
+                generation += 1;
+                cursor = None;
+                // From the latest wake-up: a throttled insert follows its notification by less
+                // than the throttle window.
+                recheck = Some(Instant::now() + RECHECK_AFTER);
+            }
+            () = tokio::time::sleep_until(recheck.unwrap_or_else(Instant::now)), if recheck.is_some() => {
+                recheck = None;
+                more = true;
+                generation += 1;
+                cursor = None;
+            }
+            _ = poll.tick() => {
+                more = true;
+                generation += 1;
+                cursor = None;
+            }
+            () = tokio::time::sleep_until(cooldown_until.unwrap_or_else(Instant::now)), if cooldown_until.is_some() => {}
+            () = tokio::time::sleep_until(retry_at.unwrap_or_else(Instant::now)), if retry_at.is_some() => {
+                retry_at = None;
+            }
+            Some(done) = fetches.join_next_with_id(), if !fetches.is_empty() => {
+                let Fetched { asked, generation: started_in, from_cursor, jobs: result } = match done {
+                    Ok((id, fetched)) => {
+                        asking.remove(&id);
+                        fetched
+                    }
+                    Err(error) => {
+                        // Not reachable short of a panic in the engine: the jobs it may have
+                        // claimed are the lifeline's.
+                        tracing::error!(queue = %config.queue, %error, "a fetch task failed");
+                        reserved = reserved.saturating_sub(asking.remove(&error.id()).unwrap_or(0));
+                        retry_at = Some(Instant::now() + error_delay);
+                        continue;
+                    }
+                };
+                reserved = reserved.saturating_sub(asked);
+                match result {
+                    Ok(jobs) => {
+                        error_delay = Duration::from_millis(100);
+                        let woken = started_in != generation;
+                        if (jobs.len() as u32) < asked {
+                            if from_cursor {
+                                // Nothing left after the cursor: look from the head next.
+                                cursor = None;
+                            } else if !woken {
+                                // The queue is empty, and nothing woke it meanwhile.
+                                more = false;
+                            }
+                        } else if !woken {
+                            // Full: continue after it next time, unless a wake-up since may have
+                            // brought jobs that sort earlier.
+                            let end = jobs.iter().map(FetchCursor::of).max();
+                            cursor = cursor.max(end);
+                        }
+                        for job in jobs {
+                            spawn_job(job, &config, &mut tasks, &mut running);
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(queue = %config.queue, %error, retry_in = ?error_delay, "fetching jobs failed; backing off");
+                        retry_at = Some(Instant::now() + error_delay);
+                        error_delay = (error_delay * 2).min(Duration::from_secs(5));
+                    }
                 }
-                () = tokio::time::sleep(config.poll_interval) => {}
-                Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+            }
+            Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                finish(done, &mut running, &config);
+                // Reap whatever else finished meanwhile, so demand is current.
+                while let Some(done) = tasks.try_join_next_with_id() {
                     finish(done, &mut running, &config);
                 }
-                _ = heartbeat.tick() => {
+            }
+            _ = heartbeat.tick() => {
+                beat(&config, uuid, tasks.len()).await;
+            }
+            control = config.control.recv() => match control {
+                Some(Control::Kill(job_id)) => kill(job_id, &mut running),
+                Some(Control::Stop(at)) => deadline = Some(at),
+                Some(other) => {
+                    apply(&mut config, other);
+                    more = true;
+                    generation += 1;
+                    cursor = None;
                     beat(&config, uuid, tasks.len()).await;
-                    continue;
                 }
-                control = config.control.recv() => match control {
-                    Some(Control::Kill(job_id)) => kill(job_id, &mut running),
-                    Some(Control::Stop(at)) => deadline = Some(at),
-                    Some(other) => {
-                        apply(&mut config, other);
-                        beat(&config, uuid, tasks.len()).await;
-                    }
-                    // The node handle is gone without `shutdown`: stop at once.
-                    None => deadline = Some(Instant::now()),
-                },
-                changed = stop.changed() => {
-                    deadline = match changed {
-                        Ok(()) => *stop.borrow(),
-                        Err(_) => Some(Instant::now()),
-                    };
-                }
-            }
-        }
-        fetch_now = false;
-        if deadline.is_none() && !tasks.is_empty() && !config.dispatch_cooldown.is_zero() {
-            let until = Instant::now() + config.dispatch_cooldown;
-            while !tasks.is_empty() {
-                tokio::select! {
-                    Some(done) = tasks.join_next_with_id() => finish(done, &mut running, &config),
-                    () = tokio::time::sleep_until(until) => break,
-                }
-            }
-        }
-        // Reap whatever else finished meanwhile, so demand is current.
-        while let Some(done) = tasks.try_join_next_with_id() {
-            finish(done, &mut running, &config);
-        }
-        if deadline.is_some() {
-            break;
-        }
-        if config.paused {
-            continue;
-        }
-        let demand = config.limit.saturating_sub(tasks.len() as u32);
-        if demand == 0 {
-            continue;
-        }
-        match config
-            .engine
-            .job_fetch_available(&config.queue, demand, &attempted_by)
-            .await
-        {
-            Ok(jobs) => {
-                error_delay = Duration::from_millis(100);
-                // A full batch means more may be waiting.
-                fetch_now = jobs.len() as u32 == demand;
-                for job in jobs {
-                    let job_id = job.id;
-                    let attempt = job.attempt;
-                    let attempted_at = job
-                        .attempted_at
-                        .map(|at| at.naive_utc())
-                        .unwrap_or_default();
-                    let abort = tasks.spawn(executor::execute(
-                        job,
-                        Arc::clone(&config.registry),
-                        Arc::clone(&config.state),
-                        Arc::clone(&config.node),
-                    ));
-                    running.insert(
-                        abort.id(),
-                        Running {
-                            job_id,
-                            attempt,
-                            attempted_at,
-                            abort,
-                            killed: false,
-                        },
-                    );
-                }
-            }
-            Err(error) => {
-                tracing::warn!(queue = %config.queue, %error, retry_in = ?error_delay, "fetching jobs failed; backing off");
-                tokio::select! {
-                    () = tokio::time::sleep(error_delay) => {}
-                    changed = stop.changed() => {
-                        deadline = match changed {
-                            Ok(()) => *stop.borrow(),
-                            Err(_) => Some(Instant::now()),
-                        };
-                    }
-                }
-                error_delay = (error_delay * 2).min(Duration::from_secs(5));
-                fetch_now = true;
+                // The node handle is gone without `shutdown`: stop at once.
+                None => deadline = Some(Instant::now()),
+            },
+            changed = stop.changed() => {
+                deadline = match changed {
+                    Ok(()) => *stop.borrow(),
+                    Err(_) => Some(Instant::now()),
+                };
             }
         }
     }
 
-    // Stopping: let running jobs finish until the deadline, then hand the rest back.
+    // Stopping: fetches in flight hand their jobs straight back (none has started), running
+    // jobs get until the deadline, then the rest are handed back.
     let deadline = deadline.unwrap_or_else(Instant::now);
     tracing::debug!(queue = %config.queue, running = tasks.len(), "producer stopping");
+    while let Some(done) = fetches.join_next().await {
+        if let Ok(Fetched { jobs: Ok(jobs), .. }) = done {
+            for job in jobs {
+                config.completer.push(executor::released(&job));
+            }
+        }
+    }
     while !tasks.is_empty() {
         tokio::select! {
             done = tasks.join_next_with_id() => match done {
@@ -225,6 +303,37 @@ pub(crate) async fn run(mut config: ProducerConfig) {
         tracing::warn!(queue = %config.queue, %error, "could not remove the producer's heartbeat row");
     }
     tracing::debug!(queue = %config.queue, "producer stopped");
+}
+
+/// Starts `job` in its own task.
+fn spawn_job(
+    job: crate::job::Job,
+    config: &ProducerConfig,
+    tasks: &mut JoinSet<Ack>,
+    running: &mut HashMap<tokio::task::Id, Running>,
+) {
+    let job_id = job.id;
+    let attempt = job.attempt;
+    let attempted_at = job
+        .attempted_at
+        .map(|at| at.naive_utc())
+        .unwrap_or_default();
+    let abort = tasks.spawn(executor::execute(
+        job,
+        Arc::clone(&config.registry),
+        Arc::clone(&config.state),
+        Arc::clone(&config.node),
+    ));
+    running.insert(
+        abort.id(),
+        Running {
+            job_id,
+            attempt,
+            attempted_at,
+            abort,
+            killed: false,
+        },
+    );
 }
 
 fn apply(config: &mut ProducerConfig, control: Control) {

@@ -74,7 +74,7 @@ use sqlx::sqlite::{
 use sqlx::{Connection, Executor, Row, SqliteConnection};
 use tokio::sync::{broadcast, mpsc};
 
-use crate::engine::{Ack, Engine, ProducerInfo, StopSignal};
+use crate::engine::{Ack, Engine, FetchCursor, ProducerInfo, StopSignal};
 use crate::error::{Error, Result};
 use crate::filter::JobFilter;
 use crate::job::{Job, JobState};
@@ -373,6 +373,8 @@ impl Engine for SqliteEngine {
         queue: &str,
         demand: u32,
         attempted_by: &[String],
+        // One writer at a time and a small table: SQLite's scans from the head stay cheap.
+        _after: Option<FetchCursor>,
     ) -> Result<Vec<Job>> {
         if demand == 0 {
             return Ok(Vec::new());

@@ -53,6 +53,7 @@ run "$bin" insert --jobs "$n" --reps "$reps";               insert=$line
 run "$bin" insert-unique --jobs "$n" --reps "$reps";        insert_unique=$line
 run "$bin" insert-single --jobs "$n_insert_single" --reps 1; insert_single=$line
 run "$bin" drain --jobs "$n" --concurrency 50;              drain=$line
+run "$bin" drain --jobs "$n" --concurrency 100;             drain100=$line
 run "$bin" e2e --jobs "$n" --concurrency 50 --batch 1000;   e2e=$line
 run "$bin" single --jobs "$n_single" --concurrency 50;      single=$line
 run "$bin" latency --jobs "$n_latency";                     latency=$line
@@ -62,6 +63,7 @@ run "$bin" rss --jobs "$n_rss" --concurrency 100;           rss=$line
 echo "ratios" \
   "e2e_c50_vs_limit_100x2=$(ratio "$(get jobs_per_s "$e2e")" "$limit_batched")" \
   "drain_vs_limit_100x2=$(ratio "$(get jobs_per_s "$drain")" "$limit_batched")" \
+  "drain_c100_vs_limit_100x2=$(ratio "$(get jobs_per_s "$drain100")" "$limit_batched")" \
   "single_vs_limit_1x8=$(ratio "$(get jobs_per_s "$single")" "$limit_single")" \
   "bloat_vs_drain=$(ratio "$(get jobs_per_s "$bloat")" "$(get jobs_per_s "$drain")")" \
   "latency_p50_ms=$(get p50_ms "$latency")" \

@@ -1,5 +1,6 @@
 //! The hot path's storage details against a real PostgreSQL: fetching after a cursor, what a
-//! wake-up does to it, and tags that need quoting on the way in.
+//! wake-up does to it, and tags that need quoting on the way in. (The insert notifications'
+//! throttle is unit-tested beside it in `oban-core/src/engines/postgres.rs`.)
 
 mod common;
 

@@ -44,21 +44,28 @@ impl<'a> JobInserter<'a> for &'a PgPool {
     fn insert_jobs(self, jobs: Vec<NewJob>) -> BoxFuture<'a, Result<Vec<Job>>> {
         Box::pin(async move {
             let mut conn = self.acquire().await?;
-            let throttle = postgres::NotifyThrottle::for_pool(self);
-            postgres::insert_jobs(&mut conn, jobs, Some(&throttle)).await
+            postgres::insert_jobs(&mut conn, jobs, postgres::InsertNotify::AfterCommit(self)).await
         })
     }
 }
 
 impl<'a> JobInserter<'a> for &'a mut PgConnection {
     fn insert_jobs(self, jobs: Vec<NewJob>) -> BoxFuture<'a, Result<Vec<Job>>> {
-        Box::pin(postgres::insert_jobs(self, jobs, None))
+        Box::pin(postgres::insert_jobs(
+            self,
+            jobs,
+            postgres::InsertNotify::WithCommit,
+        ))
     }
 }
 
 impl<'a, 't: 'a> JobInserter<'a> for &'a mut Transaction<'t, Postgres> {
     fn insert_jobs(self, jobs: Vec<NewJob>) -> BoxFuture<'a, Result<Vec<Job>>> {
-        Box::pin(postgres::insert_jobs(self, jobs, None))
+        Box::pin(postgres::insert_jobs(
+            self,
+            jobs,
+            postgres::InsertNotify::WithCommit,
+        ))
     }
 }
 

@@ -16,9 +16,6 @@ use crate::queue::executor;
 use crate::registry::Registry;
 use crate::state::StateMap;
 
-/// How long after a wake-up a producer looks for jobs once more.
-const RECHECK_AFTER: Duration = Duration::from_millis(15);
-
 /// A control message for one producer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Control {
@@ -114,9 +111,6 @@ pub(crate) async fn run(mut config: ProducerConfig) {
     // The heartbeat precedes the first fetch so the lifeline never mistakes our jobs for orphans.
     beat(&config, uuid, tasks.len()).await;
 
-    // After a wake-up, look once more a moment later: inserts right after a notified one may
-    // have skipped their own notification (see the engine's notify throttle).
-    let mut recheck: Option<Instant> = None;
     while deadline.is_none() {
         // Start a fetch when demand and the rules allow.
         let mut cooldown_until: Option<Instant> = None;
@@ -153,15 +147,6 @@ pub(crate) async fn run(mut config: ProducerConfig) {
 
         tokio::select! {
             () = config.wake.notified() => {
-                more = true;
-                generation += 1;
-                cursor = None;
-                // From the latest wake-up: a throttled insert follows its notification by less
-                // than the throttle window.
-                recheck = Some(Instant::now() + RECHECK_AFTER);
-            }
-            () = tokio::time::sleep_until(recheck.unwrap_or_else(Instant::now)), if recheck.is_some() => {
-                recheck = None;
                 more = true;
                 generation += 1;
                 cursor = None;

@@ -57,6 +57,7 @@ run "$bin" drain --jobs "$n" --concurrency 100;             drain100=$line
 run "$bin" e2e --jobs "$n" --concurrency 50 --batch 1000;   e2e=$line
 run "$bin" single --jobs "$n_single" --concurrency 50;      single=$line
 run "$bin" latency --jobs "$n_latency";                     latency=$line
+run "$bin" latency --jobs "$n_latency" --via pool;          latency_pool=$line
 run "$bin" bloat --jobs "$n" --bloat-rows "$n_bloat_rows";  bloat=$line
 run "$bin" rss --jobs "$n_rss" --concurrency 100;           rss=$line
 
@@ -68,6 +69,8 @@ echo "ratios" \
   "bloat_vs_drain=$(ratio "$(get jobs_per_s "$bloat")" "$(get jobs_per_s "$drain")")" \
   "latency_p50_ms=$(get p50_ms "$latency")" \
   "latency_p99_ms=$(get p99_ms "$latency")" \
+  "latency_via_pool_p50_ms=$(get p50_ms "$latency_pool")" \
+  "latency_via_pool_p99_ms=$(get p99_ms "$latency_pool")" \
   "rss_peak_mb=$(get peak_rss_mb "$rss")" \
   "insert_vs_sql_floor=$(get ratio_vs_floor "$insert")" \
   "unique_vs_plain_insert_all=$(get unique_vs_plain "$insert_unique")" \

@@ -745,6 +745,12 @@ impl Builder {
     }
 
     /// How often a queue looks for jobs without being woken (default 1 s).
+    ///
+    /// A busy queue fetches after the position its last full batch ended at, which skips the
+    /// dead index entries that earlier fetches leave at the head of the queue. Every wake-up (an
+    /// insert, staged jobs, a control message) and every poll starts again from the head, so a
+    /// job that sorts before the batches in flight (a higher priority, say) and arrives without
+    /// a wake-up, e.g. rescued by the lifeline, waits at most this long.
     pub fn poll_interval(mut self, interval: Duration) -> Self {
         self.poll_interval = interval;
         self

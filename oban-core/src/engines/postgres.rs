@@ -154,7 +154,8 @@ pub(crate) async fn insert_jobs(
     jobs: Vec<NewJob>,
     notify: InsertNotify<'_>,
 ) -> Result<Vec<Job>> {
-    let jobs = insert_and_map(&mut *conn, jobs, &notify).await?;
+    let in_statement = matches!(notify, InsertNotify::WithCommit);
+    let jobs = insert_and_map(&mut *conn, jobs, in_statement).await?;
     if let InsertNotify::AfterCommit(pool) = notify {
         let queues = jobs
             .iter()
@@ -171,16 +172,16 @@ pub(crate) async fn insert_jobs(
     Ok(jobs)
 }
 
-/// [`insert_jobs`] without its notification after commit.
+/// [`insert_jobs`] without its notification after commit; `in_statement` makes the insert
+/// statement notify.
 async fn insert_and_map(
     conn: &mut PgConnection,
     jobs: Vec<NewJob>,
-    notify: &InsertNotify<'_>,
+    in_statement: bool,
 ) -> Result<Vec<Job>> {
     if jobs.is_empty() {
         return Ok(Vec::new());
     }
-    let in_statement = matches!(notify, InsertNotify::WithCommit);
     let mut jobs = jobs;
     for job in &mut jobs {
         job.validate()?;
@@ -522,8 +523,6 @@ async fn insert_rows(
     let mut priorities = Vec::with_capacity(len);
     let mut max_attempts = Vec::with_capacity(len);
     let mut scheduled = Vec::with_capacity(len);
-    let now = Utc::now();
-    let mut any_available = false;
     for job in jobs {
         queues.push(job.queue.as_str());
         workers.push(job.worker.as_str());
@@ -533,9 +532,7 @@ async fn insert_rows(
         priorities.push(job.priority);
         max_attempts.push(job.max_attempts);
         scheduled.push(job.scheduled_at.map(|at| at.naive_utc()));
-        any_available |= job.scheduled_at.is_none_or(|at| at <= now);
     }
-    let notify = notify_in_statement && any_available;
     const INSERT: &str = "WITH inserted AS (
            INSERT INTO oban_jobs AS j (state, queue, worker, args, meta, tags, priority, max_attempts, scheduled_at, uniq_key)
            SELECT CASE WHEN t.scheduled_at > timezone('UTC', now()) THEN 'scheduled' ELSE 'available' END::oban_job_state,
@@ -573,7 +570,7 @@ async fn insert_rows(
         ]
     });
     let unique = keys.iter().any(Option::is_some);
-    let sql = STATEMENTS[usize::from(unique) * 2 + usize::from(notify)].as_str();
+    let sql = STATEMENTS[usize::from(unique) * 2 + usize::from(notify_in_statement)].as_str();
     let rows = sqlx::query(sql)
         .bind(queues)
         .bind(workers)
@@ -1093,7 +1090,6 @@ async fn ack_other(pool: &PgPool, acks: &[&Ack]) -> Result<Vec<i64>> {
     if acks.is_empty() {
         return Ok(Vec::new());
     }
-
     let ids: Vec<i64> = acks.iter().map(|a| a.id).collect();
     let attempted: Vec<NaiveDateTime> = acks.iter().map(|a| a.attempted_at).collect();
     let states: Vec<&str> = acks.iter().map(|a| a.state.as_str()).collect();

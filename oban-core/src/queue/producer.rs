@@ -11,6 +11,7 @@ use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
 
 use crate::engine::{Ack, Engine, FetchCursor, StopSignal};
+use crate::job::Job;
 use crate::queue::completer::Completer;
 use crate::queue::executor;
 use crate::registry::Registry;
@@ -67,7 +68,47 @@ struct Fetched {
     generation: u64,
     /// Whether it started after a cursor rather than at the head of the queue.
     from_cursor: bool,
-    jobs: crate::error::Result<Vec<crate::job::Job>>,
+    jobs: crate::error::Result<Vec<Job>>,
+}
+
+/// What a producer knows of its queue between fetches.
+struct Lookout {
+    /// The queue may have available jobs.
+    more: bool,
+    /// Wake-ups so far: a fetch that comes back short means an empty queue only if none came
+    /// while it was in flight.
+    generation: u64,
+    /// Where the last full batch ended, while nothing suggests that jobs sorting before it
+    /// appeared: any wake-up (an insert, staging, a control message, the poll tick) clears it,
+    /// so such a job waits at most until the next one.
+    cursor: Option<FetchCursor>,
+}
+
+impl Lookout {
+    /// Something may have made jobs available, anywhere in the queue's order.
+    fn woken(&mut self) {
+        self.more = true;
+        self.generation += 1;
+        self.cursor = None;
+    }
+
+    /// A fetch asked for `asked` jobs and got `jobs`.
+    fn fetched(&mut self, asked: u32, started_in: u64, from_cursor: bool, jobs: &[Job]) {
+        let woken = started_in != self.generation;
+        if (jobs.len() as u32) < asked {
+            if from_cursor {
+                // Nothing left after the cursor: look from the head next.
+                self.cursor = None;
+            } else if !woken {
+                // The queue is empty, and nothing woke it meanwhile.
+                self.more = false;
+            }
+        } else if !woken {
+            // Full: continue after it next time, unless a wake-up since may have brought jobs
+            // that sort earlier.
+            self.cursor = self.cursor.max(jobs.iter().map(FetchCursor::of).max());
+        }
+    }
 }
 
 /// Runs the producer until the node or the queue stops.
@@ -92,16 +133,13 @@ pub(crate) async fn run(mut config: ProducerConfig) {
     let mut poll = tokio::time::interval(config.poll_interval);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     poll.reset();
-    // Whether the queue may have available jobs, and a count of the reasons to think so: a
-    // fetch that comes back short clears `more` only if nothing woke the queue since it started.
-    let mut more = true;
-    let mut generation: u64 = 0;
+    let mut lookout = Lookout {
+        more: true,
+        generation: 0,
+        cursor: None,
+    };
     // When free slots first waited for a fetch (for the cooldown).
     let mut demand_since: Option<Instant> = None;
-    // Where the last full batch ended, while nothing suggests jobs ordered before it appeared:
-    // any wake-up (an insert, staging, a control message, the poll tick) clears it, so a job
-    // that sorts earlier waits at most until the next one.
-    let mut cursor: Option<FetchCursor> = None;
     // After a failed fetch, no new one before this.
     let mut retry_at: Option<Instant> = None;
     let mut error_delay = Duration::from_millis(100);
@@ -118,7 +156,7 @@ pub(crate) async fn run(mut config: ProducerConfig) {
         let now = Instant::now();
         if free == 0 {
             demand_since = None;
-        } else if more
+        } else if lookout.more
             && !config.paused
             && fetching.is_empty()
             && retry_at.is_none_or(|at| now >= at)
@@ -131,8 +169,8 @@ pub(crate) async fn run(mut config: ProducerConfig) {
                 let engine = Arc::clone(&config.engine);
                 let queue = config.queue.clone();
                 let by = Arc::clone(&attempted_by);
-                let started_in = generation;
-                let after = cursor;
+                let started_in = lookout.generation;
+                let after = lookout.cursor;
                 fetching.spawn(async move {
                     let jobs = engine.job_fetch_available(&queue, free, &by, after).await;
                     Fetched {
@@ -146,16 +184,8 @@ pub(crate) async fn run(mut config: ProducerConfig) {
         }
 
         tokio::select! {
-            () = config.wake.notified() => {
-                more = true;
-                generation += 1;
-                cursor = None;
-            }
-            _ = poll.tick() => {
-                more = true;
-                generation += 1;
-                cursor = None;
-            }
+            () = config.wake.notified() => lookout.woken(),
+            _ = poll.tick() => lookout.woken(),
             () = tokio::time::sleep_until(cooldown_until.unwrap_or_else(Instant::now)), if cooldown_until.is_some() => {}
             () = tokio::time::sleep_until(retry_at.unwrap_or_else(Instant::now)), if retry_at.is_some() => {
                 retry_at = None;
@@ -174,21 +204,7 @@ pub(crate) async fn run(mut config: ProducerConfig) {
                 match result {
                     Ok(jobs) => {
                         error_delay = Duration::from_millis(100);
-                        let woken = started_in != generation;
-                        if (jobs.len() as u32) < asked {
-                            if from_cursor {
-                                // Nothing left after the cursor: look from the head next.
-                                cursor = None;
-                            } else if !woken {
-                                // The queue is empty, and nothing woke it meanwhile.
-                                more = false;
-                            }
-                        } else if !woken {
-                            // Full: continue after it next time, unless a wake-up since may have
-                            // brought jobs that sort earlier.
-                            let end = jobs.iter().map(FetchCursor::of).max();
-                            cursor = cursor.max(end);
-                        }
+                        lookout.fetched(asked, started_in, from_cursor, &jobs);
                         for job in jobs {
                             spawn_job(job, &config, &mut tasks, &mut running);
                         }
@@ -215,9 +231,7 @@ pub(crate) async fn run(mut config: ProducerConfig) {
                 Some(Control::Stop(at)) => deadline = Some(at),
                 Some(other) => {
                     apply(&mut config, other);
-                    more = true;
-                    generation += 1;
-                    cursor = None;
+                    lookout.woken();
                     beat(&config, uuid, tasks.len()).await;
                 }
                 // The node handle is gone without `shutdown`: stop at once.
@@ -274,7 +288,7 @@ pub(crate) async fn run(mut config: ProducerConfig) {
 
 /// Starts `job` in its own task.
 fn spawn_job(
-    job: crate::job::Job,
+    job: Job,
     config: &ProducerConfig,
     tasks: &mut JoinSet<Ack>,
     running: &mut HashMap<tokio::task::Id, Running>,

@@ -68,6 +68,13 @@
 //! Nodes share queues through the database: run the same queue on several nodes to scale it,
 //! and watch `Oban::check_queue` for each node's limit, pause state and running jobs.
 //!
+//! A queue whose jobs finish faster than a fetch round trip (a millisecond or two) claims a few
+//! jobs ahead of its free slots, up to its limit again, so the next fetch runs while jobs do.
+//! Such a job is `executing` in the database from its claim, waits in memory about one round
+//! trip for a slot, and goes back to `available` (attempt restored) if the queue pauses or the
+//! node stops first. Jobs slower than a fetch are never claimed ahead: a slow queue holds no
+//! jobs that another node could start sooner.
+//!
 //! # Testing
 //!
 //! [`testing`] has the helpers, and the way we recommend to test:

@@ -6,22 +6,9 @@ mod common;
 use std::net::ToSocketAddrs;
 use std::time::Duration;
 
-use oban::{JobBuilder, JobContext, JobError, JobState, Oban, Outcome, Worker};
-use serde::{Deserialize, Serialize};
+use common::workers::Nap;
+use oban::{JobBuilder, JobState, Oban};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-
-#[derive(Serialize, Deserialize)]
-struct Slow {
-    ms: u64,
-}
-
-impl Worker for Slow {
-    const NAME: &'static str = "Test.Slow";
-    async fn perform(self, _ctx: JobContext) -> Result<Outcome, JobError> {
-        tokio::time::sleep(Duration::from_millis(self.ms)).await;
-        Ok(Outcome::Complete)
-    }
-}
 
 #[tokio::test]
 async fn outcome_is_recorded_once_the_database_is_back() {
@@ -50,13 +37,13 @@ async fn outcome_is_recorded_once_the_database_is_back() {
     let oban = Oban::builder()
         .pool(through_proxy)
         .queue("default", 5)
-        .register::<Slow>()
+        .register::<Nap>()
         .poll_interval(Duration::from_millis(50))
         .start()
         .await
         .unwrap();
 
-    let running = JobBuilder::new(Slow { ms: 800 })
+    let running = JobBuilder::new(Nap { ms: 800 })
         .insert(&direct)
         .await
         .unwrap();
@@ -64,7 +51,7 @@ async fn outcome_is_recorded_once_the_database_is_back() {
 
     // The database goes away while the job runs, and stays away after it finished.
     proxy.cut();
-    let during = JobBuilder::new(Slow { ms: 10 })
+    let during = JobBuilder::new(Nap { ms: 10 })
         .insert(&direct)
         .await
         .unwrap();

@@ -6,25 +6,11 @@ mod common;
 
 use std::time::Duration;
 
+use common::workers::Nap;
 use oban::engines::postgres::PostgresEngine;
-use oban::{Engine, FetchCursor, JobBuilder, JobContext, JobError, NewJob, Oban, Outcome, Worker};
-use serde::{Deserialize, Serialize};
+use oban::{Engine, FetchCursor, JobBuilder, NewJob, Oban};
 use serde_json::json;
 use sqlx::PgPool;
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Nap {
-    ms: u64,
-}
-
-impl Worker for Nap {
-    const NAME: &'static str = "Test.Nap";
-
-    async fn perform(self, _ctx: JobContext) -> Result<Outcome, JobError> {
-        tokio::time::sleep(Duration::from_millis(self.ms)).await;
-        Ok(Outcome::Complete)
-    }
-}
 
 fn by() -> Vec<String> {
     vec!["test-node".to_owned(), uuid::Uuid::new_v4().to_string()]

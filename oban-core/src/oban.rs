@@ -685,7 +685,9 @@ impl Builder {
         self
     }
 
-    /// Runs `queue` on this node with at most `limit` jobs at once.
+    /// Runs `queue` on this node with at most `limit` jobs at once. (A queue of jobs faster
+    /// than a fetch also claims up to `limit` more, held until a slot frees: see the crate's
+    /// guide on designing queues.)
     pub fn queue(mut self, queue: impl Into<String>, limit: u32) -> Self {
         self.queues.push((queue.into(), limit));
         self

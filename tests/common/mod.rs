@@ -2,6 +2,7 @@
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
 pub mod proxy;
+pub mod workers;
 
 use std::time::{Duration, Instant};
 

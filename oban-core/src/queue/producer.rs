@@ -1,7 +1,7 @@
 //! One producer per queue per node: keeps up to `limit` jobs of its queue running, obeys control
 //! messages (pause, resume, scale, stop, kill a job) and records a heartbeat the lifeline trusts.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +12,7 @@ use tokio::time::Instant;
 
 use crate::engine::{Ack, Engine, FetchCursor, StopSignal};
 use crate::job::Job;
+use crate::queue::ahead::ClaimAhead;
 use crate::queue::completer::Completer;
 use crate::queue::executor;
 use crate::registry::Registry;
@@ -56,6 +57,7 @@ struct Running {
     job_id: i64,
     attempt: i32,
     attempted_at: chrono::NaiveDateTime,
+    started: Instant,
     abort: AbortHandle,
     killed: bool,
 }
@@ -68,6 +70,8 @@ struct Fetched {
     generation: u64,
     /// Whether it started after a cursor rather than at the head of the queue.
     from_cursor: bool,
+    /// How long the answer took.
+    took: Duration,
     jobs: crate::error::Result<Vec<Job>>,
 }
 
@@ -111,20 +115,169 @@ impl Lookout {
     }
 }
 
+/// The jobs a producer holds: running ones, and ones claimed ahead that wait for a slot.
+struct Slots {
+    tasks: JoinSet<Ack>,
+    running: HashMap<tokio::task::Id, Running>,
+    /// Claimed (executing in the database), not started yet, in the order they were fetched.
+    claimed: VecDeque<Job>,
+    ahead: ClaimAhead,
+}
+
+impl Slots {
+    fn new() -> Self {
+        Self {
+            tasks: JoinSet::new(),
+            running: HashMap::new(),
+            claimed: VecDeque::new(),
+            ahead: ClaimAhead::default(),
+        }
+    }
+
+    /// How many more jobs to claim: free slots plus what to hold ahead of them (none while
+    /// paused).
+    fn demand(&self, config: &ProducerConfig) -> u32 {
+        let ahead = if config.paused {
+            0
+        } else {
+            self.ahead.target(config.limit)
+        };
+        let held = u32::try_from(self.tasks.len() + self.claimed.len()).unwrap_or(u32::MAX);
+        (config.limit + ahead).saturating_sub(held)
+    }
+
+    /// Takes fetched jobs: started while slots are free, held for the next free slots otherwise.
+    /// Jobs fetched while the queue was paused go straight back.
+    fn take(&mut self, jobs: Vec<Job>, config: &ProducerConfig) {
+        if config.paused {
+            for job in jobs {
+                config.completer.push(executor::released(&job));
+            }
+            return;
+        }
+        self.claimed.extend(jobs);
+        self.start_claimed(config);
+    }
+
+    /// Starts held jobs while slots are free.
+    fn start_claimed(&mut self, config: &ProducerConfig) {
+        if config.paused {
+            return;
+        }
+        while (self.tasks.len() as u32) < config.limit {
+            let Some(job) = self.claimed.pop_front() else {
+                break;
+            };
+            self.spawn(job, config);
+        }
+    }
+
+    /// Hands every held job back to the queue, attempt restored.
+    fn release_claimed(&mut self, config: &ProducerConfig) {
+        for job in self.claimed.drain(..) {
+            config.completer.push(executor::released(&job));
+        }
+    }
+
+    /// Starts `job` in its own task.
+    fn spawn(&mut self, job: Job, config: &ProducerConfig) {
+        let job_id = job.id;
+        let attempt = job.attempt;
+        let attempted_at = job
+            .attempted_at
+            .map(|at| at.naive_utc())
+            .unwrap_or_default();
+        let abort = self.tasks.spawn(executor::execute(
+            job,
+            Arc::clone(&config.registry),
+            Arc::clone(&config.state),
+            Arc::clone(&config.node),
+        ));
+        self.running.insert(
+            abort.id(),
+            Running {
+                job_id,
+                attempt,
+                attempted_at,
+                started: Instant::now(),
+                abort,
+                killed: false,
+            },
+        );
+    }
+
+    /// Records how a job task ended.
+    fn finish(
+        &mut self,
+        done: Result<(tokio::task::Id, Ack), tokio::task::JoinError>,
+        config: &ProducerConfig,
+    ) {
+        match done {
+            Ok((id, ack)) => {
+                if let Some(job) = self.running.remove(&id) {
+                    self.ahead.job_finished(job.started.elapsed());
+                }
+                config.completer.push(ack);
+            }
+            Err(error) => {
+                // Killed on request: recorded as cancelled. Aborted at the shutdown deadline:
+                // left in `running` and handed back by the caller. (Panics are caught inside the
+                // task.)
+                let killed = self.running.get(&error.id()).is_some_and(|job| job.killed);
+                if killed {
+                    if let Some(job) = self.running.remove(&error.id()) {
+                        config.completer.push(executor::killed(
+                            job.job_id,
+                            job.attempt,
+                            job.attempted_at,
+                        ));
+                    }
+                } else if !error.is_cancelled() {
+                    tracing::error!(%error, "job task failed outside the worker");
+                }
+            }
+        }
+    }
+
+    /// Stops `job_id` if it runs or waits here.
+    fn kill(&mut self, job_id: i64, config: &ProducerConfig) {
+        if let Some(job) = self.running.values_mut().find(|job| job.job_id == job_id) {
+            tracing::info!(job.id = job_id, "stopping a running job on request");
+            job.killed = true;
+            job.abort.abort();
+        } else if let Some(at) = self.claimed.iter().position(|job| job.id == job_id) {
+            if let Some(job) = self.claimed.remove(at) {
+                tracing::info!(
+                    job.id = job_id,
+                    "cancelling a claimed job before it started"
+                );
+                config.completer.push(executor::killed(
+                    job.id,
+                    job.attempt,
+                    job.attempted_at
+                        .map(|at| at.naive_utc())
+                        .unwrap_or_default(),
+                ));
+            }
+        }
+    }
+}
+
 /// Runs the producer until the node or the queue stops.
 ///
 /// One fetch at a time runs beside the jobs (so completions, heartbeats and control messages are
-/// handled while it is in flight), for `limit` minus the running jobs. It starts when the queue
-/// may have jobs and either nothing runs (an idle queue answers at once) or demand has waited
-/// `dispatch_cooldown` (so finishing jobs are fetched for in batches). Measured on no-op jobs
-/// with two fetches in flight, each for half the slots: more statements, more contention on the
-/// head of the queue, and 7 % fewer jobs per second than one fetch for all the free slots.
+/// handled while it is in flight), for the free slots plus the jobs to claim ahead of them
+/// ([`ClaimAhead`]: about what the queue finishes during one fetch, none for jobs slower than a
+/// fetch). It starts when the queue may have jobs and either nothing runs (an idle queue answers
+/// at once) or demand has waited `dispatch_cooldown` (so finishing jobs are fetched for in
+/// batches). Measured on no-op jobs with two fetches in flight, each for half the slots: more
+/// statements, more contention on the head of the queue, and 7 % fewer jobs per second than one
+/// fetch for all the free slots.
 pub(crate) async fn run(mut config: ProducerConfig) {
     let uuid = uuid::Uuid::new_v4();
     let attempted_by: Arc<[String]> = Arc::from(vec![config.node.to_string(), uuid.to_string()]);
     let mut stop = config.stop.clone();
-    let mut tasks: JoinSet<Ack> = JoinSet::new();
-    let mut running: HashMap<tokio::task::Id, Running> = HashMap::new();
+    let mut slots = Slots::new();
     // The fetch in flight, if any.
     let mut fetching: JoinSet<Fetched> = JoinSet::new();
     let mut heartbeat = tokio::time::interval(config.heartbeat_interval);
@@ -138,7 +291,7 @@ pub(crate) async fn run(mut config: ProducerConfig) {
         generation: 0,
         cursor: None,
     };
-    // When free slots first waited for a fetch (for the cooldown).
+    // When demand first waited for a fetch (for the cooldown).
     let mut demand_since: Option<Instant> = None;
     // After a failed fetch, no new one before this.
     let mut retry_at: Option<Instant> = None;
@@ -147,14 +300,14 @@ pub(crate) async fn run(mut config: ProducerConfig) {
 
     tracing::debug!(queue = %config.queue, limit = config.limit, %uuid, "producer started");
     // The heartbeat precedes the first fetch so the lifeline never mistakes our jobs for orphans.
-    beat(&config, uuid, tasks.len()).await;
+    beat(&config, uuid, slots.tasks.len()).await;
 
     while deadline.is_none() {
         // Start a fetch when demand and the rules allow.
         let mut cooldown_until: Option<Instant> = None;
-        let free = config.limit.saturating_sub(tasks.len() as u32);
+        let demand = slots.demand(&config);
         let now = Instant::now();
-        if free == 0 {
+        if demand == 0 {
             demand_since = None;
         } else if lookout.more
             && !config.paused
@@ -162,7 +315,7 @@ pub(crate) async fn run(mut config: ProducerConfig) {
             && retry_at.is_none_or(|at| now >= at)
         {
             let since = *demand_since.get_or_insert(now);
-            if !tasks.is_empty() && now < since + config.dispatch_cooldown {
+            if !slots.tasks.is_empty() && now < since + config.dispatch_cooldown {
                 cooldown_until = Some(since + config.dispatch_cooldown);
             } else {
                 demand_since = None;
@@ -172,11 +325,13 @@ pub(crate) async fn run(mut config: ProducerConfig) {
                 let started_in = lookout.generation;
                 let after = lookout.cursor;
                 fetching.spawn(async move {
-                    let jobs = engine.job_fetch_available(&queue, free, &by, after).await;
+                    let started = Instant::now();
+                    let jobs = engine.job_fetch_available(&queue, demand, &by, after).await;
                     Fetched {
-                        asked: free,
+                        asked: demand,
                         generation: started_in,
                         from_cursor: after.is_some(),
+                        took: started.elapsed(),
                         jobs,
                     }
                 });
@@ -191,7 +346,7 @@ pub(crate) async fn run(mut config: ProducerConfig) {
                 retry_at = None;
             }
             Some(done) = fetching.join_next(), if !fetching.is_empty() => {
-                let Fetched { asked, generation: started_in, from_cursor, jobs: result } = match done {
+                let Fetched { asked, generation: started_in, from_cursor, took, jobs: result } = match done {
                     Ok(fetched) => fetched,
                     Err(error) => {
                         // Not reachable short of a panic in the engine: the jobs it may have
@@ -204,10 +359,9 @@ pub(crate) async fn run(mut config: ProducerConfig) {
                 match result {
                     Ok(jobs) => {
                         error_delay = Duration::from_millis(100);
+                        slots.ahead.fetch_returned(took);
                         lookout.fetched(asked, started_in, from_cursor, &jobs);
-                        for job in jobs {
-                            spawn_job(job, &config, &mut tasks, &mut running);
-                        }
+                        slots.take(jobs, &config);
                     }
                     Err(error) => {
                         tracing::warn!(queue = %config.queue, %error, retry_in = ?error_delay, "fetching jobs failed; backing off");
@@ -216,23 +370,29 @@ pub(crate) async fn run(mut config: ProducerConfig) {
                     }
                 }
             }
-            Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
-                finish(done, &mut running, &config);
+            Some(done) = slots.tasks.join_next_with_id(), if !slots.tasks.is_empty() => {
+                slots.finish(done, &config);
                 // Reap whatever else finished meanwhile, so demand is current.
-                while let Some(done) = tasks.try_join_next_with_id() {
-                    finish(done, &mut running, &config);
+                while let Some(done) = slots.tasks.try_join_next_with_id() {
+                    slots.finish(done, &config);
                 }
+                slots.start_claimed(&config);
             }
             _ = heartbeat.tick() => {
-                beat(&config, uuid, tasks.len()).await;
+                beat(&config, uuid, slots.tasks.len()).await;
             }
             control = config.control.recv() => match control {
-                Some(Control::Kill(job_id)) => kill(job_id, &mut running),
+                Some(Control::Kill(job_id)) => slots.kill(job_id, &config),
                 Some(Control::Stop(at)) => deadline = Some(at),
                 Some(other) => {
                     apply(&mut config, other);
+                    if config.paused {
+                        slots.release_claimed(&config);
+                    } else {
+                        slots.start_claimed(&config);
+                    }
                     lookout.woken();
-                    beat(&config, uuid, tasks.len()).await;
+                    beat(&config, uuid, slots.tasks.len()).await;
                 }
                 // The node handle is gone without `shutdown`: stop at once.
                 None => deadline = Some(Instant::now()),
@@ -246,10 +406,11 @@ pub(crate) async fn run(mut config: ProducerConfig) {
         }
     }
 
-    // Stopping: a fetch in flight hands its jobs straight back (none has started), running
+    // Stopping: claimed jobs and a fetch in flight go straight back (none has started), running
     // jobs get until the deadline, then the rest are handed back.
     let deadline = deadline.unwrap_or_else(Instant::now);
-    tracing::debug!(queue = %config.queue, running = tasks.len(), "producer stopping");
+    tracing::debug!(queue = %config.queue, running = slots.tasks.len(), "producer stopping");
+    slots.release_claimed(&config);
     while let Some(done) = fetching.join_next().await {
         if let Ok(Fetched { jobs: Ok(jobs), .. }) = done {
             for job in jobs {
@@ -257,22 +418,22 @@ pub(crate) async fn run(mut config: ProducerConfig) {
             }
         }
     }
-    while !tasks.is_empty() {
+    while !slots.tasks.is_empty() {
         tokio::select! {
-            done = tasks.join_next_with_id() => match done {
-                Some(done) => finish(done, &mut running, &config),
+            done = slots.tasks.join_next_with_id() => match done {
+                Some(done) => slots.finish(done, &config),
                 None => break,
             },
-            Some(Control::Kill(job_id)) = config.control.recv() => kill(job_id, &mut running),
+            Some(Control::Kill(job_id)) = config.control.recv() => slots.kill(job_id, &config),
             () = tokio::time::sleep_until(deadline) => {
-                tasks.abort_all();
-                while let Some(done) = tasks.join_next_with_id().await {
-                    finish(done, &mut running, &config);
+                slots.tasks.abort_all();
+                while let Some(done) = slots.tasks.join_next_with_id().await {
+                    slots.finish(done, &config);
                 }
             }
         }
     }
-    for (_, job) in running.drain() {
+    for (_, job) in slots.running.drain() {
         config.completer.push(executor::interrupted(
             job.job_id,
             job.attempt,
@@ -286,37 +447,6 @@ pub(crate) async fn run(mut config: ProducerConfig) {
     tracing::debug!(queue = %config.queue, "producer stopped");
 }
 
-/// Starts `job` in its own task.
-fn spawn_job(
-    job: Job,
-    config: &ProducerConfig,
-    tasks: &mut JoinSet<Ack>,
-    running: &mut HashMap<tokio::task::Id, Running>,
-) {
-    let job_id = job.id;
-    let attempt = job.attempt;
-    let attempted_at = job
-        .attempted_at
-        .map(|at| at.naive_utc())
-        .unwrap_or_default();
-    let abort = tasks.spawn(executor::execute(
-        job,
-        Arc::clone(&config.registry),
-        Arc::clone(&config.state),
-        Arc::clone(&config.node),
-    ));
-    running.insert(
-        abort.id(),
-        Running {
-            job_id,
-            attempt,
-            attempted_at,
-            abort,
-            killed: false,
-        },
-    );
-}
-
 fn apply(config: &mut ProducerConfig, control: Control) {
     match control {
         Control::Pause => config.paused = true,
@@ -328,14 +458,6 @@ fn apply(config: &mut ProducerConfig, control: Control) {
     config.wake.notify_one();
 }
 
-fn kill(job_id: i64, running: &mut HashMap<tokio::task::Id, Running>) {
-    if let Some(job) = running.values_mut().find(|job| job.job_id == job_id) {
-        tracing::info!(job.id = job_id, "stopping a running job on request");
-        job.killed = true;
-        job.abort.abort();
-    }
-}
-
 async fn beat(config: &ProducerConfig, uuid: uuid::Uuid, running: usize) {
     let meta = json!({ "limit": config.limit, "paused": config.paused, "running": running });
     if let Err(error) = config
@@ -344,34 +466,5 @@ async fn beat(config: &ProducerConfig, uuid: uuid::Uuid, running: usize) {
         .await
     {
         tracing::warn!(queue = %config.queue, %error, "producer heartbeat failed");
-    }
-}
-
-fn finish(
-    done: Result<(tokio::task::Id, Ack), tokio::task::JoinError>,
-    running: &mut HashMap<tokio::task::Id, Running>,
-    config: &ProducerConfig,
-) {
-    match done {
-        Ok((id, ack)) => {
-            running.remove(&id);
-            config.completer.push(ack);
-        }
-        Err(error) => {
-            // Killed on request: recorded as cancelled. Aborted at the shutdown deadline: left
-            // in `running` and handed back by the caller. (Panics are caught inside the task.)
-            let killed = running.get(&error.id()).is_some_and(|job| job.killed);
-            if killed {
-                if let Some(job) = running.remove(&error.id()) {
-                    config.completer.push(executor::killed(
-                        job.job_id,
-                        job.attempt,
-                        job.attempted_at,
-                    ));
-                }
-            } else if !error.is_cancelled() {
-                tracing::error!(%error, "job task failed outside the worker");
-            }
-        }
     }
 }

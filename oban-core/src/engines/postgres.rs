@@ -24,14 +24,15 @@ use crate::new_job::NewJob;
 use crate::notifier::{Channel, Notice};
 use crate::unique::{unique_key, ReplaceField, UniqueTimestamp};
 
-/// Column list every job query returns, normalised so that schemas installed by Elixir Oban
-/// (integer, `text[]` tags, `jsonb[]` errors) and by Oban's Python port (smallint, jsonb) decode
-/// alike.
+/// Column list every job query returns first, normalised so that schemas installed by Elixir
+/// Oban (integer, `text[]` tags, `jsonb[]` errors) and by Oban's Python port (smallint, jsonb)
+/// decode alike; empty tags and errors come as NULL, which decodes without a JSON parse.
+/// [`job_from_row`] reads the columns by position, in this order.
 macro_rules! job_columns {
     () => {
         "j.id, j.state::text AS state, j.queue, j.worker, j.args, \
-     coalesce(j.meta, '{}'::jsonb) AS meta, coalesce(to_jsonb(j.tags), '[]'::jsonb) AS tags, \
-     coalesce(to_jsonb(j.errors), '[]'::jsonb) AS errors, j.attempt::int4 AS attempt, \
+     coalesce(j.meta, '{}'::jsonb) AS meta, nullif(to_jsonb(j.tags), '[]'::jsonb) AS tags, \
+     nullif(to_jsonb(j.errors), '[]'::jsonb) AS errors, j.attempt::int4 AS attempt, \
      j.max_attempts::int4 AS max_attempts, j.priority::int4 AS priority, \
      coalesce(j.attempted_by, ARRAY[]::text[]) AS attempted_by, j.inserted_at, j.scheduled_at, \
      j.attempted_at, j.completed_at, j.discarded_at, j.cancelled_at"
@@ -1168,52 +1169,49 @@ fn utc(at: NaiveDateTime) -> chrono::DateTime<Utc> {
     Utc.from_utc_datetime(&at)
 }
 
+/// A job from the columns of [`JOB_COLUMNS`], read by position (a fetch decodes a row per job:
+/// by name, every field cost a lookup of its column).
 fn job_from_row(row: &PgRow) -> Result<Job> {
-    let state: String = row.try_get("state")?;
-    let state = state
+    let state = row
+        .try_get::<&str, _>(1)?
         .parse::<JobState>()
         .map_err(|e| Error::InvalidJob(e.to_string()))?;
-    let tags: Value = row.try_get("tags")?;
-    let errors: Value = row.try_get("errors")?;
+    let tags = match row.try_get::<Option<Value>, _>(6)? {
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .map(|t| match t {
+                Value::String(s) => s,
+                other => other.to_string(),
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let errors = match row.try_get::<Option<Value>, _>(7)? {
+        Some(Value::Array(items)) => items.into_iter().map(AttemptError::from_json).collect(),
+        _ => Vec::new(),
+    };
+    let at = |index: usize| -> Result<Option<chrono::DateTime<Utc>>> {
+        Ok(row.try_get::<Option<NaiveDateTime>, _>(index)?.map(utc))
+    };
     Ok(Job {
-        id: row.try_get("id")?,
+        id: row.try_get(0)?,
         state,
-        queue: row.try_get("queue")?,
-        worker: row.try_get("worker")?,
-        args: row.try_get("args")?,
-        meta: row.try_get("meta")?,
-        tags: match tags {
-            Value::Array(items) => items
-                .into_iter()
-                .map(|t| match t {
-                    Value::String(s) => s,
-                    other => other.to_string(),
-                })
-                .collect(),
-            _ => Vec::new(),
-        },
-        errors: match errors {
-            Value::Array(items) => items.into_iter().map(AttemptError::from_json).collect(),
-            _ => Vec::new(),
-        },
-        attempt: row.try_get("attempt")?,
-        max_attempts: row.try_get("max_attempts")?,
-        priority: row.try_get("priority")?,
-        attempted_by: row.try_get("attempted_by")?,
-        inserted_at: utc(row.try_get("inserted_at")?),
-        scheduled_at: utc(row.try_get("scheduled_at")?),
-        attempted_at: row
-            .try_get::<Option<NaiveDateTime>, _>("attempted_at")?
-            .map(utc),
-        completed_at: row
-            .try_get::<Option<NaiveDateTime>, _>("completed_at")?
-            .map(utc),
-        discarded_at: row
-            .try_get::<Option<NaiveDateTime>, _>("discarded_at")?
-            .map(utc),
-        cancelled_at: row
-            .try_get::<Option<NaiveDateTime>, _>("cancelled_at")?
-            .map(utc),
+        queue: row.try_get(2)?,
+        worker: row.try_get(3)?,
+        args: row.try_get(4)?,
+        meta: row.try_get(5)?,
+        tags,
+        errors,
+        attempt: row.try_get(8)?,
+        max_attempts: row.try_get(9)?,
+        priority: row.try_get(10)?,
+        attempted_by: row.try_get(11)?,
+        inserted_at: utc(row.try_get(12)?),
+        scheduled_at: utc(row.try_get(13)?),
+        attempted_at: at(14)?,
+        completed_at: at(15)?,
+        discarded_at: at(16)?,
+        cancelled_at: at(17)?,
         conflict: false,
     })
 }

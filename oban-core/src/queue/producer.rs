@@ -143,7 +143,7 @@ impl Slots {
             self.ahead.target(config.limit)
         };
         let held = u32::try_from(self.tasks.len() + self.claimed.len()).unwrap_or(u32::MAX);
-        (config.limit + ahead).saturating_sub(held)
+        config.limit.saturating_add(ahead).saturating_sub(held)
     }
 
     /// Takes fetched jobs: started while slots are free, held for the next free slots otherwise.

@@ -133,6 +133,25 @@ async fn an_insert_wakes_a_queue_on_another_node_at_once() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     tx.commit().await.unwrap();
     common::wait_for_state(&pool, job.id, "completed").await;
+
+    // Through a node: it wakes its own queues and notifies the others after the commit.
+    let inserter = builder(&pool, "inserter")
+        .queue("elsewhere", 1)
+        .start()
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let job = JobBuilder::new(Nap { ms: 0 })
+        .insert(&inserter)
+        .await
+        .unwrap();
+    common::wait_for_state(&pool, job.id, "completed").await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    inserter.shutdown(Duration::from_secs(1)).await;
     worker.shutdown(Duration::from_secs(1)).await;
 }
 

@@ -65,6 +65,21 @@ impl Job {
     }
 }
 
+/// A stored JSON list of strings (tags, `attempted_by`) read leniently: a non-string item keeps
+/// its JSON text, anything but a list reads as empty.
+pub(crate) fn strings_from_json(value: Value) -> Vec<String> {
+    match value {
+        Value::Array(items) => items
+            .into_iter()
+            .map(|item| match item {
+                Value::String(s) => s,
+                other => other.to_string(),
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// One failed attempt, as kept in the job's `errors` (Oban's format: `at`, `attempt`, `error`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttemptError {

@@ -19,7 +19,7 @@ use sqlx::{Executor, PgConnection, Row};
 use crate::engine::{Ack, Engine, FetchCursor, ProducerInfo, StopSignal};
 use crate::error::{Error, Result};
 use crate::filter::JobFilter;
-use crate::job::{AttemptError, Job, JobState};
+use crate::job::{strings_from_json, AttemptError, Job, JobState};
 use crate::new_job::NewJob;
 use crate::notifier::{Channel, Notice};
 use crate::unique::{unique_key, ReplaceField, UniqueTimestamp};
@@ -1176,16 +1176,10 @@ fn job_from_row(row: &PgRow) -> Result<Job> {
         .try_get::<&str, _>(1)?
         .parse::<JobState>()
         .map_err(|e| Error::InvalidJob(e.to_string()))?;
-    let tags = match row.try_get::<Option<Value>, _>(6)? {
-        Some(Value::Array(items)) => items
-            .into_iter()
-            .map(|t| match t {
-                Value::String(s) => s,
-                other => other.to_string(),
-            })
-            .collect(),
-        _ => Vec::new(),
-    };
+    let tags = row
+        .try_get::<Option<Value>, _>(6)?
+        .map(strings_from_json)
+        .unwrap_or_default();
     let errors = match row.try_get::<Option<Value>, _>(7)? {
         Some(Value::Array(items)) => items.into_iter().map(AttemptError::from_json).collect(),
         _ => Vec::new(),

@@ -8,7 +8,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
 use crate::error::{Error, Result};
-use crate::job::{AttemptError, Job, JobState};
+use crate::job::{strings_from_json, AttemptError, Job, JobState};
 
 /// Column list every job query returns (unqualified: RETURNING clauses take no alias).
 pub(crate) const JOB_COLUMNS: &str =
@@ -107,19 +107,6 @@ fn int_col(row: &SqliteRow, column: &str) -> Result<i32> {
     Ok(i32::try_from(value).unwrap_or(i32::MAX))
 }
 
-fn strings(value: Value) -> Vec<String> {
-    match value {
-        Value::Array(items) => items
-            .into_iter()
-            .map(|t| match t {
-                Value::String(s) => s,
-                other => other.to_string(),
-            })
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
 pub(crate) fn job_from_row(row: &SqliteRow) -> Result<Job> {
     let state: String = row.try_get("state")?;
     let state = state
@@ -136,12 +123,12 @@ pub(crate) fn job_from_row(row: &SqliteRow) -> Result<Job> {
         worker: row.try_get("worker")?,
         args: json_col(row, "args", Value::Object(Default::default()))?,
         meta: json_col(row, "meta", Value::Object(Default::default()))?,
-        tags: strings(json_col(row, "tags", Value::Array(Vec::new()))?),
+        tags: strings_from_json(json_col(row, "tags", Value::Array(Vec::new()))?),
         errors,
         attempt: int_col(row, "attempt")?,
         max_attempts: int_col(row, "max_attempts")?,
         priority: int_col(row, "priority")?,
-        attempted_by: strings(json_col(row, "attempted_by", Value::Array(Vec::new()))?),
+        attempted_by: strings_from_json(json_col(row, "attempted_by", Value::Array(Vec::new()))?),
         inserted_at: ts_col(row, "inserted_at")?,
         scheduled_at: ts_col(row, "scheduled_at")?,
         attempted_at: opt_ts_col(row, "attempted_at")?,

@@ -124,6 +124,15 @@ async fn one_running_one_claimed(pool: &PgPool, oban: &Oban, name: &str) -> (i64
     let (running, claimed) = (jobs[0].id, jobs[1].id);
     common::wait_for_state(pool, running, "executing").await;
     common::wait_for_state(pool, claimed, "executing").await;
+    // Claimed in the database is not yet running here: wait for the first job to start.
+    let since = std::time::Instant::now();
+    while started(name).is_empty() {
+        assert!(
+            since.elapsed() < Duration::from_secs(10),
+            "job {running} never started"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert_eq!(
         started(name),
         [running],

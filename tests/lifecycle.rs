@@ -19,13 +19,27 @@ use sqlx::PgPool;
 #[serde(tag = "action", rename_all = "snake_case")]
 enum Probe {
     Ok,
-    Fail { times: i32 },
+    Fail {
+        times: i32,
+    },
     Panic,
-    Sleep { ms: u64 },
+    Sleep {
+        ms: u64,
+    },
     Discard,
     Cancel,
-    Snooze { ms: u64, times: i64 },
-    Record { label: String },
+    Snooze {
+        ms: u64,
+        times: i64,
+    },
+    Record {
+        label: String,
+    },
+    /// Records `label` once it runs, then sleeps for `ms`.
+    Hold {
+        label: String,
+        ms: u64,
+    },
 }
 
 /// Labels in the order jobs ran, for ordering tests.
@@ -75,22 +89,53 @@ impl Worker for Probe {
                 ctx.state::<Log>().order.lock().unwrap().push(label);
                 Ok(Outcome::Complete)
             }
+            Probe::Hold { label, ms } => {
+                ctx.state::<Log>().order.lock().unwrap().push(label);
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                Ok(Outcome::Complete)
+            }
         }
     }
 }
 
 async fn node(pool: &PgPool, limit: u32) -> Oban {
-    Oban::builder()
+    node_with_log(pool, limit).await.0
+}
+
+/// A node, and the log its `Record` and `Hold` jobs write to.
+async fn node_with_log(pool: &PgPool, limit: u32) -> (Oban, Log) {
+    let log = Log::default();
+    let oban = Oban::builder()
         .pool(pool.clone())
         .node("test-node")
         .queue("default", limit)
         .register::<Probe>()
-        .state(Log::default())
+        .state(log.clone())
         .poll_interval(Duration::from_millis(50))
         .stage_interval(Duration::from_millis(50))
         .start()
         .await
-        .expect("start node")
+        .expect("start node");
+    (oban, log)
+}
+
+/// Waits until every label is in the log: those jobs run (`executing` in the database only
+/// says they were claimed).
+async fn wait_started(log: &Log, labels: &[&str]) {
+    let started = std::time::Instant::now();
+    loop {
+        {
+            let order = log.order.lock().unwrap();
+            if labels.iter().all(|label| order.iter().any(|l| l == label)) {
+                return;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "jobs {labels:?} did not start within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 async fn insert(oban: &Oban, probe: Probe) -> i64 {
@@ -458,9 +503,16 @@ async fn invalid_jobs_are_refused_before_reaching_the_database() {
 #[tokio::test]
 async fn shutdown_waits_for_a_running_job_within_the_grace_period() {
     let pool = common::test_pool().await;
-    let oban = node(&pool, 5).await;
-    let id = insert(&oban, Probe::Sleep { ms: 500 }).await;
-    common::wait_for_state(&pool, id, "executing").await;
+    let (oban, log) = node_with_log(&pool, 5).await;
+    let id = insert(
+        &oban,
+        Probe::Hold {
+            label: "long".into(),
+            ms: 500,
+        },
+    )
+    .await;
+    wait_started(&log, &["long"]).await;
     oban.shutdown(Duration::from_secs(5)).await;
     let job = common::fetch_job(&pool, id).await;
     assert_eq!(
@@ -481,11 +533,14 @@ async fn shutdown_waits_for_a_running_job_within_the_grace_period() {
 #[tokio::test]
 async fn shutdown_hands_back_a_job_that_outlives_the_grace_period() {
     let pool = common::test_pool().await;
-    let oban = node(&pool, 5).await;
-    let id = insert(&oban, Probe::Sleep { ms: 1_800 }).await;
-    let other = insert(&oban, Probe::Sleep { ms: 1_800 }).await;
-    common::wait_for_state(&pool, id, "executing").await;
-    common::wait_for_state(&pool, other, "executing").await;
+    let (oban, log) = node_with_log(&pool, 5).await;
+    let hold = |label: &str| Probe::Hold {
+        label: label.into(),
+        ms: 1_800,
+    };
+    let id = insert(&oban, hold("one")).await;
+    let other = insert(&oban, hold("other")).await;
+    wait_started(&log, &["one", "other"]).await;
     oban.shutdown(Duration::from_millis(200)).await;
     for id in [id, other] {
         let job = common::fetch_job(&pool, id).await;

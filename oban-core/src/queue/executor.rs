@@ -99,10 +99,7 @@ pub(crate) async fn execute(
 pub(crate) fn to_ack(job: &Job, finished: Finished, backoff: Backoff, node: &str) -> Ack {
     let mut ack = Ack {
         id: job.id,
-        attempted_at: job
-            .attempted_at
-            .map(|at| at.naive_utc())
-            .unwrap_or_default(),
+        attempted_at: attempt_stamp(job),
         state: JobState::Completed,
         schedule_in: None,
         give_back_attempt: false,
@@ -152,15 +149,20 @@ pub(crate) fn to_ack(job: &Job, finished: Finished, backoff: Backoff, node: &str
     ack
 }
 
+/// The time the job's current attempt was claimed, as stored: acks are guarded on it, so that an
+/// ack never overwrites a later attempt (rescued or retried meanwhile).
+pub(crate) fn attempt_stamp(job: &Job) -> chrono::NaiveDateTime {
+    job.attempted_at
+        .map(|at| at.naive_utc())
+        .unwrap_or_default()
+}
+
 /// The ack for a job fetched as its node stopped, never started: available again, attempt
 /// given back, nothing recorded against it.
 pub(crate) fn released(job: &Job) -> Ack {
     Ack {
         id: job.id,
-        attempted_at: job
-            .attempted_at
-            .map(|at| at.naive_utc())
-            .unwrap_or_default(),
+        attempted_at: attempt_stamp(job),
         state: JobState::Available,
         schedule_in: Some(Duration::ZERO),
         give_back_attempt: true,

@@ -149,14 +149,12 @@ impl Slots {
     /// Takes fetched jobs: started while slots are free, held for the next free slots otherwise.
     /// Jobs fetched while the queue was paused go straight back.
     fn take(&mut self, jobs: Vec<Job>, config: &ProducerConfig) {
-        if config.paused {
-            for job in jobs {
-                config.completer.push(executor::released(&job));
-            }
-            return;
-        }
         self.claimed.extend(jobs);
-        self.start_claimed(config);
+        if config.paused {
+            self.release_claimed(config);
+        } else {
+            self.start_claimed(config);
+        }
     }
 
     /// Starts held jobs while slots are free.
@@ -183,10 +181,7 @@ impl Slots {
     fn spawn(&mut self, job: Job, config: &ProducerConfig) {
         let job_id = job.id;
         let attempt = job.attempt;
-        let attempted_at = job
-            .attempted_at
-            .map(|at| at.naive_utc())
-            .unwrap_or_default();
+        let attempted_at = executor::attempt_stamp(&job);
         let abort = self.tasks.spawn(executor::execute(
             job,
             Arc::clone(&config.registry),
@@ -254,9 +249,7 @@ impl Slots {
                 config.completer.push(executor::killed(
                     job.id,
                     job.attempt,
-                    job.attempted_at
-                        .map(|at| at.naive_utc())
-                        .unwrap_or_default(),
+                    executor::attempt_stamp(&job),
                 ));
             }
         }
@@ -410,14 +403,12 @@ pub(crate) async fn run(mut config: ProducerConfig) {
     // jobs get until the deadline, then the rest are handed back.
     let deadline = deadline.unwrap_or_else(Instant::now);
     tracing::debug!(queue = %config.queue, running = slots.tasks.len(), "producer stopping");
-    slots.release_claimed(&config);
     while let Some(done) = fetching.join_next().await {
         if let Ok(Fetched { jobs: Ok(jobs), .. }) = done {
-            for job in jobs {
-                config.completer.push(executor::released(&job));
-            }
+            slots.claimed.extend(jobs);
         }
     }
+    slots.release_claimed(&config);
     while !slots.tasks.is_empty() {
         tokio::select! {
             done = slots.tasks.join_next_with_id() => match done {

@@ -448,7 +448,7 @@ async fn the_pruner_deletes_old_finished_jobs_only() {
 
 #[tokio::test]
 async fn reindexing_rebuilds_the_indexes_concurrently() {
-    use oban::Engine as _;
+    use oban::engine::Engine as _;
     let pool = common::test_pool().await;
     PostgresEngine::new(pool.clone())
         .schema_reindex()

@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use harness::{wait_until, Db, Kind};
 use oban::cron::{CronEntry, CronScheduler};
-use oban::notifier::{Channel, Notice};
+use oban::engine::{Ack, Channel, Notice};
 use oban::{
-    Ack, Backoff, Job, JobBuilder, JobContext, JobError, JobFilter, JobState, NewJob, Nodes, Oban,
+    Backoff, Job, JobBuilder, JobContext, JobError, JobFilter, JobState, NewJob, Nodes, Oban,
     Outcome, ReplaceField, UniqueField, UniqueOptions, UniqueStates, UniqueTimestamp, Worker,
     WorkerOptions,
 };

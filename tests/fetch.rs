@@ -7,8 +7,9 @@ mod common;
 use std::time::Duration;
 
 use common::workers::Nap;
+use oban::engine::{Engine, FetchCursor};
 use oban::engines::postgres::PostgresEngine;
-use oban::{Engine, FetchCursor, JobBuilder, NewJob, Oban};
+use oban::{JobBuilder, NewJob, Oban};
 use serde_json::json;
 use sqlx::PgPool;
 

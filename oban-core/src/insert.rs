@@ -1,15 +1,16 @@
 //! Where jobs can be inserted: an [`Oban`], a pool, or a connection in your own transaction.
 
 use futures_util::future::BoxFuture;
-use sqlx::{PgConnection, PgPool, Postgres, Sqlite, SqliteConnection, SqlitePool, Transaction};
 
-use crate::engines::{postgres, sqlite};
 use crate::error::Result;
 use crate::job::Job;
 use crate::new_job::NewJob;
 use crate::oban::Oban;
 
 /// Something jobs can be inserted into.
+///
+/// Each engine implements it for its own pools and connections (in `engines/`); the algorithm
+/// they share, unique jobs included, lives in `engine/insert.rs`.
 ///
 /// - `&Oban`: the node's pool; queues on this node are woken at once.
 /// - `&PgPool`: any pool on an Oban database (a web server that only enqueues).
@@ -37,53 +38,6 @@ pub trait JobInserter<'a>: Send {
 impl<'a> JobInserter<'a> for &'a Oban {
     fn insert_jobs(self, jobs: Vec<NewJob>) -> BoxFuture<'a, Result<Vec<Job>>> {
         Box::pin(self.insert_all(jobs))
-    }
-}
-
-impl<'a> JobInserter<'a> for &'a PgPool {
-    fn insert_jobs(self, jobs: Vec<NewJob>) -> BoxFuture<'a, Result<Vec<Job>>> {
-        Box::pin(async move {
-            let mut conn = self.acquire().await?;
-            postgres::insert_jobs(&mut conn, jobs, postgres::InsertNotify::AfterCommit(self)).await
-        })
-    }
-}
-
-impl<'a> JobInserter<'a> for &'a mut PgConnection {
-    fn insert_jobs(self, jobs: Vec<NewJob>) -> BoxFuture<'a, Result<Vec<Job>>> {
-        Box::pin(postgres::insert_jobs(
-            self,
-            jobs,
-            postgres::InsertNotify::WithCommit,
-        ))
-    }
-}
-
-impl<'a, 't: 'a> JobInserter<'a> for &'a mut Transaction<'t, Postgres> {
-    fn insert_jobs(self, jobs: Vec<NewJob>) -> BoxFuture<'a, Result<Vec<Job>>> {
-        Box::pin(postgres::insert_jobs(
-            self,
-            jobs,
-            postgres::InsertNotify::WithCommit,
-        ))
-    }
-}
-
-impl<'a> JobInserter<'a> for &'a SqlitePool {
-    fn insert_jobs(self, jobs: Vec<NewJob>) -> BoxFuture<'a, Result<Vec<Job>>> {
-        Box::pin(sqlite::insert_into_pool(self, jobs))
-    }
-}
-
-impl<'a> JobInserter<'a> for &'a mut SqliteConnection {
-    fn insert_jobs(self, jobs: Vec<NewJob>) -> BoxFuture<'a, Result<Vec<Job>>> {
-        Box::pin(sqlite::insert_jobs(self, jobs))
-    }
-}
-
-impl<'a, 't: 'a> JobInserter<'a> for &'a mut Transaction<'t, Sqlite> {
-    fn insert_jobs(self, jobs: Vec<NewJob>) -> BoxFuture<'a, Result<Vec<Job>>> {
-        Box::pin(sqlite::insert_jobs(self, jobs))
     }
 }
 

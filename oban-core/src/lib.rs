@@ -8,7 +8,7 @@
 //!   [`JobInserter`] is where it can go (an [`Oban`], a pool, or your own transaction).
 //! - [`Oban`]: a running node, configured by [`Builder`]: queues with concurrency limits, state
 //!   for workers, graceful [`Oban::shutdown`].
-//! - [`migrate`]: installs Oban's schema (compatible with Elixir and Python Oban).
+//! - [`migrate()`]: installs Oban's schema (compatible with Elixir and Python Oban).
 //!
 //! Lifecycle of a job: inserted `available` (or `scheduled` for later), fetched into `executing`
 //! by a queue, then `completed`, `retryable` (retried with [`Backoff`]), `discarded` (out of
@@ -36,7 +36,6 @@ pub mod worker;
 
 pub use backoff::Backoff;
 pub use cron::CronEntry;
-pub use engine::{Ack, Engine, FetchCursor, ProducerInfo};
 pub use error::{Error, Result};
 pub use filter::JobFilter;
 pub use insert::{insert_all, JobInserter};

@@ -1,30 +1,16 @@
 //! Installing and upgrading the schema.
 
-use sqlx::{PgPool, SqlitePool};
+use futures_util::future::BoxFuture;
 
-use crate::engines::{postgres, sqlite};
 use crate::error::Result;
 
 /// A database [`migrate`] can install the schema on: `&PgPool` or `&SqlitePool`.
-#[derive(Debug, Clone, Copy)]
-#[non_exhaustive]
-pub enum MigrateTarget<'a> {
-    /// A PostgreSQL database.
-    Postgres(&'a PgPool),
-    /// A SQLite database.
-    Sqlite(&'a SqlitePool),
-}
-
-impl<'a> From<&'a PgPool> for MigrateTarget<'a> {
-    fn from(pool: &'a PgPool) -> Self {
-        Self::Postgres(pool)
-    }
-}
-
-impl<'a> From<&'a SqlitePool> for MigrateTarget<'a> {
-    fn from(pool: &'a SqlitePool) -> Self {
-        Self::Sqlite(pool)
-    }
+///
+/// Each engine implements it for its pool type (in `engines/`), so an engine of another
+/// database adds its own implementation there.
+pub trait MigrateTarget<'a> {
+    /// Applies what is missing of the schema; see [`migrate`].
+    fn apply_schema(self) -> BoxFuture<'a, Result<()>>;
 }
 
 /// Applies what is missing of the schema to the database behind `pool` (a `&PgPool` or a
@@ -53,9 +39,6 @@ impl<'a> From<&'a SqlitePool> for MigrateTarget<'a> {
 /// oban_core::migrate(&lite).await?;
 /// # Ok(()) }
 /// ```
-pub async fn migrate<'a>(pool: impl Into<MigrateTarget<'a>>) -> Result<()> {
-    match pool.into() {
-        MigrateTarget::Postgres(pool) => postgres::migrate(pool).await,
-        MigrateTarget::Sqlite(pool) => sqlite::migrate(pool).await,
-    }
+pub async fn migrate<'a>(pool: impl MigrateTarget<'a>) -> Result<()> {
+    pool.apply_schema().await
 }

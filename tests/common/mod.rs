@@ -120,7 +120,7 @@ pub async fn wait_for_count(pool: &PgPool, sql: &str, expected: i64, limit: Dura
 
 /// The job row through the public API.
 pub async fn fetch_job(pool: &PgPool, id: i64) -> oban::Job {
-    use oban::Engine as _;
+    use oban::engine::Engine as _;
     oban::engines::postgres::PostgresEngine::new(pool.clone())
         .job_get(id)
         .await

@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use oban::engine::Engine;
 use oban::engines::postgres::PostgresEngine;
 use oban::engines::sqlite::{self, SqliteEngine};
-use oban::{Engine, Job, JobFilter, JobState, NewJob};
+use oban::{Job, JobFilter, JobState, NewJob};
 use sqlx::{PgPool, SqlitePool};
 
 use crate::common;

@@ -16,10 +16,9 @@ use chrono::Utc;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use crate::engine::{Ack, Engine, FetchCursor, ProducerInfo, StopSignal};
-use crate::engines::sqlite::row::json_contains;
+use crate::engine::{Ack, Engine, FetchCursor, Notifier, Peer, ProducerInfo, StopSignal};
 use crate::error::Result;
-use crate::filter::JobFilter;
+use crate::filter::{json_contains, JobFilter};
 use crate::job::{AttemptError, Job, JobState};
 use crate::new_job::NewJob;
 use crate::notifier::{Channel, Notice};
@@ -239,26 +238,6 @@ impl Engine for InlineEngine {
         Ok(())
     }
 
-    async fn notify(&self, _channel: Channel, _payload: Value) -> Result<()> {
-        Ok(())
-    }
-
-    async fn listen(
-        &self,
-        _sink: mpsc::UnboundedSender<Notice>,
-        _stop: StopSignal,
-    ) -> Result<bool> {
-        Ok(false)
-    }
-
-    async fn leader_elect(&self, _name: &str, _node: &str, _ttl: Duration) -> Result<bool> {
-        Ok(true)
-    }
-
-    async fn leader_resign(&self, _name: &str, _node: &str) -> Result<()> {
-        Ok(())
-    }
-
     async fn producer_list(&self, _queue: Option<&str>) -> Result<Vec<ProducerInfo>> {
         Ok(Vec::new())
     }
@@ -274,6 +253,32 @@ impl Engine for InlineEngine {
     }
 
     async fn producer_delete(&self, _uuid: uuid::Uuid) -> Result<()> {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Notifier for InlineEngine {
+    async fn notify(&self, _channel: Channel, _payload: Value) -> Result<()> {
+        Ok(())
+    }
+
+    async fn listen(
+        &self,
+        _sink: mpsc::UnboundedSender<Notice>,
+        _stop: StopSignal,
+    ) -> Result<bool> {
+        Ok(false)
+    }
+}
+
+#[async_trait]
+impl Peer for InlineEngine {
+    async fn leader_elect(&self, _name: &str, _node: &str, _ttl: Duration) -> Result<bool> {
+        Ok(true)
+    }
+
+    async fn leader_resign(&self, _name: &str, _node: &str) -> Result<()> {
         Ok(())
     }
 }

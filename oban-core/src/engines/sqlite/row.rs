@@ -139,49 +139,9 @@ pub(crate) fn job_from_row(row: &SqliteRow) -> Result<Job> {
     })
 }
 
-/// Whether `container` contains `contained` the way PostgreSQL's `jsonb @>` decides it: objects
-/// contain objects whose every key they hold with a containing value, arrays contain arrays whose
-/// every element some element of theirs contains, a top-level array contains a scalar it holds,
-/// and scalars are equal (numbers by value).
-pub(crate) fn json_contains(container: &Value, contained: &Value) -> bool {
-    fn contains(container: &Value, contained: &Value, top: bool) -> bool {
-        match (container, contained) {
-            (Value::Object(have), Value::Object(want)) => want
-                .iter()
-                .all(|(k, v)| have.get(k).is_some_and(|h| contains(h, v, false))),
-            (Value::Array(have), Value::Array(want)) => want
-                .iter()
-                .all(|v| have.iter().any(|h| contains(h, v, false))),
-            (Value::Array(have), scalar)
-                if top && !matches!(scalar, Value::Object(_) | Value::Array(_)) =>
-            {
-                have.iter().any(|h| scalar_eq(h, scalar))
-            }
-            (a, b) => scalar_eq(a, b),
-        }
-    }
-    fn scalar_eq(a: &Value, b: &Value) -> bool {
-        match (a, b) {
-            (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64()) {
-                (Some(x), Some(y)) => x == y,
-                _ => match (x.as_u64(), y.as_u64()) {
-                    (Some(x), Some(y)) => x == y,
-                    _ => x.as_f64() == y.as_f64(),
-                },
-            },
-            (Value::Object(_) | Value::Array(_), _) | (_, Value::Object(_) | Value::Array(_)) => {
-                false
-            }
-            (a, b) => a == b,
-        }
-    }
-    contains(container, contained, true)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn timestamps_round_trip_and_sort_as_text() {
@@ -199,25 +159,5 @@ mod tests {
         assert!(ts(at) < ts(at + chrono::Duration::microseconds(1)));
         assert_eq!(ts(NaiveDateTime::MAX), "9999-12-31 23:59:59.999999");
         assert!(parse_ts("soon").is_err());
-    }
-
-    #[test]
-    fn containment_follows_jsonb() {
-        let doc = json!({"a": 1, "b": {"c": [1, 2, {"d": "x"}]}, "t": ["p", "q"]});
-        assert!(json_contains(&doc, &json!({})));
-        assert!(json_contains(&doc, &json!({"a": 1})));
-        assert!(json_contains(&doc, &json!({"a": 1.0})));
-        assert!(!json_contains(&doc, &json!({"a": "1"})));
-        assert!(json_contains(&doc, &json!({"b": {"c": [2]}})));
-        assert!(json_contains(&doc, &json!({"b": {"c": [{"d": "x"}]}})));
-        assert!(!json_contains(&doc, &json!({"b": {"c": [3]}})));
-        assert!(json_contains(&doc, &json!({"t": ["q"]})));
-        assert!(
-            !json_contains(&doc, &json!({"t": "q"})),
-            "only a top-level array holds a scalar"
-        );
-        assert!(json_contains(&json!(["p", "q"]), &json!("q")));
-        assert!(!json_contains(&doc, &json!({"z": null})));
-        assert!(json_contains(&json!({"z": null}), &json!({"z": null})));
     }
 }

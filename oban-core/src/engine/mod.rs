@@ -1,0 +1,135 @@
+//! The storage boundary, and the extension surface for engine authors.
+//!
+//! Producers, executors and maintenance services call these traits and never see SQL; each
+//! engine (`crate::engines`) implements them for one database. Applications do not need this
+//! module: they insert through [`Oban`](crate::Oban), a pool or a transaction
+//! ([`JobInserter`](crate::JobInserter)) and control jobs through the node. It is public for
+//! people writing an engine of their own, and for tests that drive an engine directly.
+//!
+//! The boundary is split by concern, the way Elixir Oban separates its engine, notifier and
+//! peer:
+//!
+//! - [`Engine`]: the schema, jobs (insert, fetch, ack, stage, rescue, query, bulk changes,
+//!   prune) and producer heartbeats, named `noun_verb` like River's driver interface. An
+//!   `Engine` is also a [`Notifier`] and a [`Peer`], so a node holds one `Arc<dyn Engine>`.
+//! - [`Notifier`]: messages between the nodes on one database (LISTEN/NOTIFY on PostgreSQL).
+//! - [`Peer`]: leader election.
+//!
+//! The values crossing the boundary live beside the traits: [`Ack`] (an attempt's outcome),
+//! [`FetchCursor`] (a position in a queue's fetch order), [`ProducerInfo`] (a heartbeat), and the
+//! notifications' [`Channel`] and [`Notice`].
+//!
+//! ```no_run
+//! # async fn demo(pool: sqlx::PgPool) -> oban_core::Result<()> {
+//! use oban_core::engine::Engine;
+//! use oban_core::engines::postgres::PostgresEngine;
+//!
+//! let engine = PostgresEngine::new(pool);
+//! engine.schema_migrate().await?;
+//! let claimed = engine.job_fetch_available("default", 10, &["node-1".into(), "p1".into()], None).await?;
+//! # let _ = claimed;
+//! # Ok(()) }
+//! ```
+
+mod ack;
+mod cursor;
+pub(crate) mod insert;
+mod notifier;
+mod peer;
+mod producer;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use crate::error::Result;
+use crate::filter::JobFilter;
+use crate::job::Job;
+use crate::new_job::NewJob;
+
+pub use crate::notifier::{Channel, Notice};
+pub use ack::Ack;
+pub use cursor::FetchCursor;
+pub use notifier::{Notifier, StopSignal};
+pub use peer::Peer;
+pub use producer::ProducerInfo;
+
+/// The operations a database must offer to store and run Oban jobs.
+#[async_trait]
+pub trait Engine: Notifier + Peer + Send + Sync + 'static {
+    /// Creates or completes the schema; idempotent and safe to run from many nodes at once.
+    async fn schema_migrate(&self) -> Result<()>;
+
+    /// Rebuilds the job table's indexes without blocking writes.
+    async fn schema_reindex(&self) -> Result<()>;
+
+    /// Inserts jobs in one statement, returning the stored rows in input order.
+    async fn job_insert_many(&self, jobs: Vec<NewJob>) -> Result<Vec<Job>>;
+
+    /// Moves up to `demand` available jobs of `queue` to `executing` (attempt + 1), in priority,
+    /// scheduled_at, id order, without ever handing one job to two callers.
+    ///
+    /// With `after`, only jobs ordered after that position are taken (an engine whose scans do
+    /// not degrade may ignore it and scan from the head).
+    async fn job_fetch_available(
+        &self,
+        queue: &str,
+        demand: u32,
+        attempted_by: &[String],
+        after: Option<FetchCursor>,
+    ) -> Result<Vec<Job>>;
+
+    /// Records outcomes; returns the ids that were still executing the acked attempt.
+    async fn job_ack_many(&self, acks: &[Ack]) -> Result<Vec<i64>>;
+
+    /// Makes scheduled and retryable jobs whose time has come available, at most `limit`;
+    /// returns the queues that received jobs.
+    async fn job_stage_due(&self, limit: u32) -> Result<Vec<String>>;
+
+    /// Makes `executing` jobs runnable again (or discards them when out of attempts) when the
+    /// producer that fetched them has not heartbeated for `stale_after`, or, for jobs fetched by a
+    /// producer this table never knew (another Oban implementation), when they started more than
+    /// `unknown_after` ago. Returns how many were rescued.
+    async fn job_rescue_orphaned(
+        &self,
+        stale_after: Duration,
+        unknown_after: Duration,
+    ) -> Result<u64>;
+
+    /// Deletes completed, cancelled and discarded jobs that finished more than `max_age` ago, at
+    /// most `limit` of them; returns how many.
+    async fn job_prune(&self, max_age: Duration, limit: u32) -> Result<u64>;
+
+    /// One job by id.
+    async fn job_get(&self, id: i64) -> Result<Option<Job>>;
+
+    /// Matching jobs, oldest first, at most `limit`.
+    async fn job_list(&self, filter: &JobFilter, limit: u32) -> Result<Vec<Job>>;
+
+    /// Makes matching jobs that are not executing available now, raising `max_attempts` where
+    /// spent; returns how many changed.
+    async fn job_retry_many(&self, filter: &JobFilter) -> Result<u64>;
+
+    /// Cancels matching jobs that have not finished; returns how many, and the ids of those that
+    /// were `executing` (their nodes must stop them).
+    async fn job_cancel_many(&self, filter: &JobFilter) -> Result<(u64, Vec<i64>)>;
+
+    /// Deletes matching jobs that are not executing; returns how many.
+    async fn job_delete_many(&self, filter: &JobFilter) -> Result<u64>;
+
+    /// The live producers, optionally of one queue.
+    async fn producer_list(&self, queue: Option<&str>) -> Result<Vec<ProducerInfo>>;
+
+    /// Records that a producer is alive (upsert of its heartbeat).
+    async fn producer_heartbeat(
+        &self,
+        uuid: uuid::Uuid,
+        node: &str,
+        queue: &str,
+        meta: Value,
+    ) -> Result<()>;
+
+    /// Forgets a producer that stopped cleanly.
+    async fn producer_delete(&self, uuid: uuid::Uuid) -> Result<()>;
+}

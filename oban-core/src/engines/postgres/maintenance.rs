@@ -1,0 +1,96 @@
+//! The leader's passes over the job table: staging due jobs, rescuing orphans, pruning.
+
+use std::time::Duration;
+
+use sqlx::postgres::PgPool;
+
+use super::millis;
+use super::row::keep_uniq_key;
+use crate::error::Result;
+
+/// See [`Engine::job_stage_due`](crate::engine::Engine::job_stage_due).
+pub(super) async fn stage_due(pool: &PgPool, limit: u32) -> Result<Vec<String>> {
+    let queues = sqlx::query_scalar(concat!(
+        "WITH due AS (
+           SELECT id FROM oban_jobs
+           WHERE state IN ('scheduled', 'retryable') AND scheduled_at <= timezone('UTC', now())
+           ORDER BY scheduled_at, id
+           LIMIT $1
+           FOR UPDATE SKIP LOCKED
+         ), staged AS (
+           UPDATE oban_jobs j SET state = 'available', ",
+        keep_uniq_key!("'available'"),
+        " FROM due WHERE j.id = due.id RETURNING j.queue
+         )
+         SELECT DISTINCT queue FROM staged"
+    ))
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await?;
+    Ok(queues)
+}
+
+/// See [`Engine::job_rescue_orphaned`](crate::engine::Engine::job_rescue_orphaned).
+pub(super) async fn rescue_orphaned(
+    pool: &PgPool,
+    stale_after: Duration,
+    unknown_after: Duration,
+) -> Result<u64> {
+    let result = sqlx::query(concat!(
+        "WITH orphans AS (
+           SELECT j.id FROM oban_jobs j
+           LEFT JOIN oban_producers p ON p.uuid::text = j.attempted_by[2]
+           WHERE j.state = 'executing'
+             AND ((p.uuid IS NOT NULL AND p.updated_at < timezone('UTC', now()) - $1 * interval '1 millisecond')
+               OR (p.uuid IS NULL AND j.attempted_at < timezone('UTC', now()) - $2 * interval '1 millisecond'))
+           FOR UPDATE OF j SKIP LOCKED
+         )
+         UPDATE oban_jobs j SET
+           state = CASE WHEN j.attempt >= j.max_attempts THEN 'discarded' ELSE 'available' END::oban_job_state, ",
+        keep_uniq_key!("CASE WHEN j.attempt >= j.max_attempts THEN 'discarded' ELSE 'available' END"),
+        ",
+           discarded_at = CASE WHEN j.attempt >= j.max_attempts THEN timezone('UTC', now()) ELSE j.discarded_at END,
+           meta = coalesce(j.meta, '{}'::jsonb) || jsonb_build_object(
+             'rescued', coalesce((j.meta->>'rescued')::int, 0) + 1,
+             'rescued_from', to_jsonb(j.attempted_by))
+         FROM orphans WHERE j.id = orphans.id"
+    ))
+    .bind(millis(stale_after))
+    .bind(millis(unknown_after))
+    .execute(pool)
+    .await?;
+    // Producers silent for three times the threshold, with nothing left to rescue, are gone.
+    sqlx::query(
+        "DELETE FROM oban_producers p
+         WHERE p.updated_at < timezone('UTC', now()) - 3 * $1 * interval '1 millisecond'
+           AND NOT EXISTS (SELECT 1 FROM oban_jobs j WHERE j.state = 'executing' AND j.attempted_by[2] = p.uuid::text)",
+    )
+    .bind(millis(stale_after))
+    .execute(pool)
+    .await?;
+    Ok(result.rows_affected())
+}
+
+/// See [`Engine::job_prune`](crate::engine::Engine::job_prune).
+pub(super) async fn prune(pool: &PgPool, max_age: Duration, limit: u32) -> Result<u64> {
+    let result = sqlx::query(
+        "WITH cutoff AS (SELECT timezone('UTC', now()) - $1 * interval '1 millisecond' AS at),
+         doomed AS (
+           (SELECT id FROM oban_jobs, cutoff WHERE state = 'completed' AND completed_at < cutoff.at LIMIT $2)
+           UNION ALL
+           (SELECT id FROM oban_jobs, cutoff WHERE state = 'cancelled' AND cancelled_at < cutoff.at LIMIT $2)
+           UNION ALL
+           (SELECT id FROM oban_jobs, cutoff WHERE state = 'discarded' AND discarded_at < cutoff.at LIMIT $2)
+         ),
+         locked AS (
+           SELECT j.id FROM oban_jobs j JOIN doomed USING (id)
+           ORDER BY j.id LIMIT $2 FOR UPDATE OF j SKIP LOCKED
+         )
+         DELETE FROM oban_jobs j USING locked WHERE j.id = locked.id",
+    )
+    .bind(millis(max_age))
+    .bind(i64::from(limit))
+    .execute(pool)
+    .await?;
+    Ok(result.rows_affected())
+}

@@ -1,0 +1,152 @@
+//! The PostgreSQL engine: all of the runtime's SQL for PostgreSQL lives in this folder.
+//!
+//! One file per concern: `schema` (migrations, reindexing), `insert` (the statements of the
+//! shared insert algorithm, and inserts through pools and transactions), `notify` (LISTEN/NOTIFY
+//! and the insert notifications), `fetch` (the claim), `ack` (outcomes), `maintenance` (stage,
+//! rescue, prune), `query` (jobs by id and filter, bulk retry, cancel, delete), `peer` (leader
+//! election and producer heartbeats), `row` (the job columns and their decoding).
+//!
+//! Timestamps are `timestamp without time zone` holding UTC, as in Elixir Oban's schema; the
+//! database clock (`timezone('UTC', now())`) is the only clock used for scheduling decisions.
+
+mod ack;
+mod fetch;
+mod insert;
+mod maintenance;
+mod notify;
+mod peer;
+mod query;
+mod row;
+mod schema;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use sqlx::postgres::PgPool;
+
+use crate::engine::{Ack, Engine, FetchCursor, ProducerInfo};
+use crate::error::Result;
+use crate::filter::JobFilter;
+use crate::job::Job;
+use crate::new_job::NewJob;
+
+pub(crate) use insert::{insert_jobs, InsertNotify};
+
+/// The PostgreSQL engine over a connection pool.
+///
+/// ```no_run
+/// # async fn demo() -> oban_core::Result<()> {
+/// use oban_core::engine::Engine;
+/// use oban_core::engines::postgres::PostgresEngine;
+///
+/// let pool = sqlx::PgPool::connect("postgres://postgres@127.0.0.1:5432/postgres").await?;
+/// let engine = PostgresEngine::new(pool);
+/// engine.schema_migrate().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct PostgresEngine {
+    pool: PgPool,
+}
+
+impl PostgresEngine {
+    /// An engine using `pool`.
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    /// The pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+#[async_trait]
+impl Engine for PostgresEngine {
+    async fn schema_migrate(&self) -> Result<()> {
+        schema::migrate(&self.pool).await
+    }
+
+    async fn schema_reindex(&self) -> Result<()> {
+        schema::reindex(&self.pool).await
+    }
+
+    async fn job_insert_many(&self, jobs: Vec<NewJob>) -> Result<Vec<Job>> {
+        let mut conn = self.pool.acquire().await?;
+        insert_jobs(&mut conn, jobs, InsertNotify::AfterCommit(&self.pool)).await
+    }
+
+    async fn job_fetch_available(
+        &self,
+        queue: &str,
+        demand: u32,
+        attempted_by: &[String],
+        after: Option<FetchCursor>,
+    ) -> Result<Vec<Job>> {
+        fetch::fetch_available(&self.pool, queue, demand, attempted_by, after).await
+    }
+
+    async fn job_ack_many(&self, acks: &[Ack]) -> Result<Vec<i64>> {
+        ack::ack_many(&self.pool, acks).await
+    }
+
+    async fn job_stage_due(&self, limit: u32) -> Result<Vec<String>> {
+        maintenance::stage_due(&self.pool, limit).await
+    }
+
+    async fn job_rescue_orphaned(
+        &self,
+        stale_after: Duration,
+        unknown_after: Duration,
+    ) -> Result<u64> {
+        maintenance::rescue_orphaned(&self.pool, stale_after, unknown_after).await
+    }
+
+    async fn job_prune(&self, max_age: Duration, limit: u32) -> Result<u64> {
+        maintenance::prune(&self.pool, max_age, limit).await
+    }
+
+    async fn job_get(&self, id: i64) -> Result<Option<Job>> {
+        query::get(&self.pool, id).await
+    }
+
+    async fn job_list(&self, filter: &JobFilter, limit: u32) -> Result<Vec<Job>> {
+        query::list(&self.pool, filter, limit).await
+    }
+
+    async fn job_retry_many(&self, filter: &JobFilter) -> Result<u64> {
+        query::retry_many(&self.pool, filter).await
+    }
+
+    async fn job_cancel_many(&self, filter: &JobFilter) -> Result<(u64, Vec<i64>)> {
+        query::cancel_many(&self.pool, filter).await
+    }
+
+    async fn job_delete_many(&self, filter: &JobFilter) -> Result<u64> {
+        query::delete_many(&self.pool, filter).await
+    }
+
+    async fn producer_list(&self, queue: Option<&str>) -> Result<Vec<ProducerInfo>> {
+        peer::producer_list(&self.pool, queue).await
+    }
+
+    async fn producer_heartbeat(
+        &self,
+        uuid: uuid::Uuid,
+        node: &str,
+        queue: &str,
+        meta: Value,
+    ) -> Result<()> {
+        peer::producer_heartbeat(&self.pool, uuid, node, queue, meta).await
+    }
+
+    async fn producer_delete(&self, uuid: uuid::Uuid) -> Result<()> {
+        peer::producer_delete(&self.pool, uuid).await
+    }
+}
+
+/// A duration in whole milliseconds, as the statements bind it (saturating).
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}

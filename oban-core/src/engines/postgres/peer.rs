@@ -1,0 +1,103 @@
+//! Leader election (Elixir Oban's `oban_peers`) and producer heartbeats (`oban_producers`).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use sqlx::postgres::PgPool;
+use sqlx::Row;
+
+use super::millis;
+use super::row::utc;
+use super::PostgresEngine;
+use crate::engine::{Peer, ProducerInfo};
+use crate::error::Result;
+
+#[async_trait]
+impl Peer for PostgresEngine {
+    async fn leader_elect(&self, name: &str, node: &str, ttl: Duration) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "DELETE FROM oban_peers WHERE name = $1 AND expires_at < timezone('UTC', now())",
+        )
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+        let leader: Option<String> = sqlx::query_scalar(
+            "INSERT INTO oban_peers (name, node, started_at, expires_at)
+             VALUES ($1, $2, timezone('UTC', now()), timezone('UTC', now()) + $3 * interval '1 millisecond')
+             ON CONFLICT (name) DO UPDATE SET expires_at = excluded.expires_at
+               WHERE oban_peers.node = excluded.node
+             RETURNING node",
+        )
+        .bind(name)
+        .bind(node)
+        .bind(millis(ttl))
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(leader.as_deref() == Some(node))
+    }
+
+    async fn leader_resign(&self, name: &str, node: &str) -> Result<()> {
+        sqlx::query("DELETE FROM oban_peers WHERE name = $1 AND node = $2")
+            .bind(name)
+            .bind(node)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+/// See [`Engine::producer_list`](crate::engine::Engine::producer_list).
+pub(super) async fn producer_list(pool: &PgPool, queue: Option<&str>) -> Result<Vec<ProducerInfo>> {
+    let rows = sqlx::query(
+        "SELECT uuid, node, queue, meta, started_at, updated_at FROM oban_producers
+         WHERE $1::text IS NULL OR queue = $1 ORDER BY queue, node, started_at",
+    )
+    .bind(queue)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(ProducerInfo {
+                uuid: row.try_get("uuid")?,
+                node: row.try_get("node")?,
+                queue: row.try_get("queue")?,
+                meta: row.try_get("meta")?,
+                started_at: utc(row.try_get("started_at")?),
+                updated_at: utc(row.try_get("updated_at")?),
+            })
+        })
+        .collect()
+}
+
+/// See [`Engine::producer_heartbeat`](crate::engine::Engine::producer_heartbeat).
+pub(super) async fn producer_heartbeat(
+    pool: &PgPool,
+    uuid: uuid::Uuid,
+    node: &str,
+    queue: &str,
+    meta: Value,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO oban_producers (uuid, node, queue, meta) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (uuid) DO UPDATE SET meta = excluded.meta, updated_at = timezone('UTC', now())",
+    )
+    .bind(uuid)
+    .bind(node)
+    .bind(queue)
+    .bind(meta)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// See [`Engine::producer_delete`](crate::engine::Engine::producer_delete).
+pub(super) async fn producer_delete(pool: &PgPool, uuid: uuid::Uuid) -> Result<()> {
+    sqlx::query("DELETE FROM oban_producers WHERE uuid = $1")
+        .bind(uuid)
+        .execute(pool)
+        .await?;
+    Ok(())
+}

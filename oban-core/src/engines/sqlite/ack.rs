@@ -1,0 +1,65 @@
+//! Outcomes: a batch of acks in one statement.
+
+use serde_json::{json, Value};
+
+use super::insert::keep_uniq_key;
+use super::row::{now, plus, ts};
+use super::SqliteEngine;
+use crate::engine::Ack;
+use crate::error::Result;
+
+/// See [`Engine::job_ack_many`](crate::engine::Engine::job_ack_many).
+pub(super) async fn ack_many(engine: &SqliteEngine, acks: &[Ack]) -> Result<Vec<i64>> {
+    if acks.is_empty() {
+        return Ok(Vec::new());
+    }
+    let _write = engine.hub.write.lock().await;
+    let now = now();
+    let rows: Vec<Value> = acks
+        .iter()
+        .map(|a| {
+            let mut row = json!({
+                "id": a.id,
+                "attempted_at": ts(a.attempted_at),
+                "state": a.state.as_str(),
+                "give_back": i32::from(a.give_back_attempt),
+            });
+            if let Some(delay) = a.schedule_in {
+                row["scheduled_at"] = Value::from(ts(plus(now, delay)));
+            }
+            if let Some(error) = &a.error {
+                row["error"] = error.clone();
+            }
+            if let Some(meta) = &a.meta {
+                row["meta"] = meta.clone();
+            }
+            row
+        })
+        .collect();
+    let ids = sqlx::query_scalar(concat!(
+        "UPDATE oban_jobs AS j SET
+           state = a.value->>'state', ",
+        keep_uniq_key!("a.value->>'state'"),
+        ",
+           completed_at = CASE WHEN a.value->>'state' = 'completed' THEN ?2 ELSE j.completed_at END,
+           discarded_at = CASE WHEN a.value->>'state' = 'discarded' THEN ?2 ELSE j.discarded_at END,
+           cancelled_at = CASE WHEN a.value->>'state' = 'cancelled' THEN ?2 ELSE j.cancelled_at END,
+           scheduled_at = coalesce(a.value->>'scheduled_at', j.scheduled_at),
+           attempt = max(j.attempt - (a.value->>'give_back'), 0),
+           errors = CASE WHEN a.value->'error' IS NULL THEN j.errors
+                         ELSE json_insert(j.errors, '$[#]', json(a.value->'error')) END,
+           meta = CASE WHEN a.value->'meta' IS NULL THEN j.meta
+                       ELSE json_patch(j.meta, a.value->'meta') END
+         FROM json_each(?1) AS a
+         -- `+` keeps the planner on the primary key (one lookup per ack) rather than
+         -- scanning every executing job for each ack.
+         WHERE j.id = a.value->>'id' AND +j.state = 'executing'
+           AND j.attempted_at = a.value->>'attempted_at'
+         RETURNING id"
+    ))
+    .bind(Value::Array(rows).to_string())
+    .bind(ts(now))
+    .fetch_all(&engine.pool)
+    .await?;
+    Ok(ids)
+}

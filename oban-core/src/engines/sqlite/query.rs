@@ -1,0 +1,238 @@
+//! Jobs by id and by [`JobFilter`]: lists, and bulk retry, cancel and delete.
+
+use serde_json::Value;
+use sqlx::{Row, SqliteConnection};
+
+use super::insert::keep_uniq_key;
+use super::row::{self, job_from_row, now, ts, JOB_COLUMNS};
+use super::SqliteEngine;
+use crate::error::{Error, Result};
+use crate::filter::json_contains;
+use crate::filter::JobFilter;
+use crate::job::{Job, JobState};
+
+/// See [`Engine::job_get`](crate::engine::Engine::job_get).
+pub(super) async fn get(engine: &SqliteEngine, id: i64) -> Result<Option<Job>> {
+    let sql = format!("SELECT {JOB_COLUMNS} FROM oban_jobs WHERE id = ?1");
+    let row = sqlx::query(&sql)
+        .bind(id)
+        .fetch_optional(&engine.pool)
+        .await?;
+    row.as_ref().map(job_from_row).transpose()
+}
+
+/// See [`Engine::job_list`](crate::engine::Engine::job_list).
+pub(super) async fn list(
+    engine: &SqliteEngine,
+    filter: &JobFilter,
+    limit: u32,
+) -> Result<Vec<Job>> {
+    // SQL conditions first, in pages of ids; args/meta containment is then checked in Rust.
+    let page = if filter.args.is_some() || filter.meta.is_some() {
+        1_000
+    } else {
+        i64::from(limit)
+    };
+    let sql = format!(
+        "SELECT {JOB_COLUMNS} FROM oban_jobs
+         WHERE {FILTER_SQL} AND id > ?6 ORDER BY id LIMIT ?7"
+    );
+    let mut jobs = Vec::new();
+    let mut after = 0_i64;
+    while jobs.len() < limit as usize {
+        let rows = bind_filter(sqlx::query(&sql), filter)
+            .bind(after)
+            .bind(page)
+            .fetch_all(&engine.pool)
+            .await?;
+        let fetched = rows.len();
+        for row in &rows {
+            let job = job_from_row(row)?;
+            after = job.id;
+            let wanted = |want: &Option<Value>, have: &Value| match want {
+                Some(want) => json_contains(have, want),
+                None => true,
+            };
+            if wanted(&filter.args, &job.args) && wanted(&filter.meta, &job.meta) {
+                jobs.push(job);
+                if jobs.len() == limit as usize {
+                    break;
+                }
+            }
+        }
+        if (fetched as i64) < page {
+            break;
+        }
+    }
+    Ok(jobs)
+}
+
+/// See [`Engine::job_retry_many`](crate::engine::Engine::job_retry_many).
+pub(super) async fn retry_many(engine: &SqliteEngine, filter: &JobFilter) -> Result<u64> {
+    let filter = filter.clone();
+    engine
+        .write_tx(move |conn| {
+            Box::pin(async move {
+                let jobs =
+                    select_filtered(conn, &filter, "state NOT IN ('executing', 'available')")
+                        .await?;
+                if jobs.is_empty() {
+                    return Ok(0);
+                }
+                let result = sqlx::query(concat!(
+                    "UPDATE oban_jobs AS j SET state = 'available', scheduled_at = ?2,
+                   max_attempts = max(j.max_attempts, j.attempt + 1),
+                   completed_at = NULL, discarded_at = NULL, cancelled_at = NULL, ",
+                    keep_uniq_key!("'available'"),
+                    " WHERE j.id IN (SELECT value FROM json_each(?1))"
+                ))
+                .bind(ids_json(&jobs))
+                .bind(ts(now()))
+                .execute(&mut *conn)
+                .await?;
+                Ok(result.rows_affected())
+            })
+        })
+        .await
+}
+
+/// See [`Engine::job_cancel_many`](crate::engine::Engine::job_cancel_many).
+pub(super) async fn cancel_many(
+    engine: &SqliteEngine,
+    filter: &JobFilter,
+) -> Result<(u64, Vec<i64>)> {
+    let filter = filter.clone();
+    engine
+        .write_tx(move |conn| {
+            Box::pin(async move {
+                let jobs = select_filtered(
+                    conn,
+                    &filter,
+                    "state NOT IN ('completed', 'discarded', 'cancelled')",
+                )
+                .await?;
+                if jobs.is_empty() {
+                    return Ok((0, Vec::new()));
+                }
+                let result = sqlx::query(concat!(
+                    "UPDATE oban_jobs AS j SET state = 'cancelled', cancelled_at = ?2, ",
+                    keep_uniq_key!("'cancelled'"),
+                    " WHERE j.id IN (SELECT value FROM json_each(?1))"
+                ))
+                .bind(ids_json(&jobs))
+                .bind(ts(now()))
+                .execute(&mut *conn)
+                .await?;
+                let executing = jobs
+                    .iter()
+                    .filter(|(_, state)| *state == JobState::Executing)
+                    .map(|(id, _)| *id)
+                    .collect();
+                Ok((result.rows_affected(), executing))
+            })
+        })
+        .await
+}
+
+/// See [`Engine::job_delete_many`](crate::engine::Engine::job_delete_many).
+pub(super) async fn delete_many(engine: &SqliteEngine, filter: &JobFilter) -> Result<u64> {
+    let filter = filter.clone();
+    engine
+        .write_tx(move |conn| {
+            Box::pin(async move {
+                let jobs = select_filtered(conn, &filter, "state <> 'executing'").await?;
+                if jobs.is_empty() {
+                    return Ok(0);
+                }
+                let result = sqlx::query(
+                    "DELETE FROM oban_jobs WHERE id IN (SELECT value FROM json_each(?1))",
+                )
+                .bind(ids_json(&jobs))
+                .execute(&mut *conn)
+                .await?;
+                Ok(result.rows_affected())
+            })
+        })
+        .await
+}
+
+/// The conditions of a [`JobFilter`] but args/meta containment, over binds `?1`..`?5` (see
+/// [`bind_filter`]).
+const FILTER_SQL: &str = "(?1 IS NULL OR id IN (SELECT value FROM json_each(?1)))
+     AND (?2 IS NULL OR queue IN (SELECT value FROM json_each(?2)))
+     AND (?3 IS NULL OR worker IN (SELECT value FROM json_each(?3)))
+     AND (?4 IS NULL OR state IN (SELECT value FROM json_each(?4)))
+     AND (?5 IS NULL OR NOT EXISTS (
+       SELECT 1 FROM json_each(?5) AS want
+       WHERE want.value NOT IN (SELECT have.value FROM json_each(oban_jobs.tags) AS have)))";
+
+type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
+
+/// Binds `?1`..`?5` of [`FILTER_SQL`].
+fn bind_filter<'q>(query: SqliteQuery<'q>, filter: &JobFilter) -> SqliteQuery<'q> {
+    let list = |items: &[String]| (!items.is_empty()).then(|| Value::from(items).to_string());
+    let states: Vec<String> = filter
+        .states
+        .iter()
+        .map(|s| s.as_str().to_owned())
+        .collect();
+    query
+        .bind(
+            filter
+                .ids
+                .as_ref()
+                .map(|ids| Value::from(ids.clone()).to_string()),
+        )
+        .bind(list(&filter.queues))
+        .bind(list(&filter.workers))
+        .bind(list(&states))
+        .bind(list(&filter.tags))
+}
+
+/// The ids and states of jobs matching `filter` whose state satisfies `states_sql`.
+async fn select_filtered(
+    conn: &mut SqliteConnection,
+    filter: &JobFilter,
+    states_sql: &str,
+) -> Result<Vec<(i64, JobState)>> {
+    let args = if filter.args.is_some() {
+        "args"
+    } else {
+        "NULL"
+    };
+    let meta = if filter.meta.is_some() {
+        "meta"
+    } else {
+        "NULL"
+    };
+    let sql = format!(
+        "SELECT id, state, {args} AS args, {meta} AS meta FROM oban_jobs
+         WHERE {FILTER_SQL} AND {states_sql} ORDER BY id"
+    );
+    let rows = bind_filter(sqlx::query(&sql), filter)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut matched = Vec::with_capacity(rows.len());
+    for row in &rows {
+        if let Some(wanted) = &filter.args {
+            if !json_contains(&row::json_col(row, "args", Value::Null)?, wanted) {
+                continue;
+            }
+        }
+        if let Some(wanted) = &filter.meta {
+            if !json_contains(&row::json_col(row, "meta", Value::Null)?, wanted) {
+                continue;
+            }
+        }
+        let state: String = row.try_get("state")?;
+        let state = state
+            .parse::<JobState>()
+            .map_err(|e| Error::InvalidJob(e.to_string()))?;
+        matched.push((row.try_get("id")?, state));
+    }
+    Ok(matched)
+}
+
+fn ids_json(jobs: &[(i64, JobState)]) -> String {
+    Value::from(jobs.iter().map(|(id, _)| *id).collect::<Vec<_>>()).to_string()
+}

@@ -8,7 +8,7 @@
 //!   [`JobInserter`] is where it can go (an [`Oban`], a pool, or your own transaction).
 //! - [`Oban`]: a running node, configured by [`Builder`]: queues with concurrency limits, state
 //!   for workers, graceful [`Oban::shutdown`].
-//! - [`migrate`]: installs Oban's schema (compatible with Elixir and Python Oban).
+//! - [`migrate`](fn@migrate): installs Oban's schema (compatible with Elixir and Python Oban).
 //!
 //! Lifecycle of a job: inserted `available` (or `scheduled` for later), fetched into `executing`
 //! by a queue, then `completed`, `retryable` (retried with [`Backoff`]), `discarded` (out of

@@ -1601,7 +1601,7 @@ async fn notify_reaches_every_listener_on_the_database(kind: Kind) {
             panic!("a signal")
         };
         assert_eq!(
-            (signal.action.as_str(), signal.queue.as_deref()),
+            (signal.command.action(), signal.queue.as_deref()),
             ("pause", Some("mailers"))
         );
     }

@@ -15,6 +15,8 @@
 //! attempts, or on purpose), `cancelled`, or `scheduled` again when snoozed.
 
 pub mod backoff;
+mod builder;
+mod control;
 pub mod cron;
 pub mod engine;
 pub mod engines;
@@ -25,8 +27,8 @@ pub mod job;
 mod maintenance;
 pub mod migrate;
 pub mod new_job;
+mod node;
 pub mod notifier;
-pub mod oban;
 mod queue;
 pub mod registry;
 pub mod state;
@@ -34,16 +36,28 @@ pub mod testing;
 pub mod unique;
 pub mod worker;
 
+/// The node handle and its configuration under their former paths (`oban_core::oban::Oban`,
+/// ...); the crate root has them too.
+pub mod oban {
+    pub use crate::builder::Builder;
+    pub use crate::control::{Nodes, QueueInfo};
+    pub use crate::engines::pool::DbPool;
+    pub use crate::node::Oban;
+}
+
 pub use backoff::Backoff;
+pub use builder::Builder;
+pub use control::{Nodes, QueueInfo};
 pub use cron::CronEntry;
 pub use engine::{Ack, Engine, FetchCursor, ProducerInfo};
+pub use engines::pool::DbPool;
 pub use error::{Error, Result};
 pub use filter::JobFilter;
 pub use insert::{insert_all, JobInserter};
 pub use job::{AttemptError, Job, JobState};
 pub use migrate::migrate;
 pub use new_job::{IntoNewJob, JobBuilder, NewJob};
-pub use oban::{Builder, DbPool, Nodes, Oban, QueueInfo};
+pub use node::Oban;
 pub use registry::{Registry, WorkerRegistration};
 pub use state::{State, StateKey, StateMap};
 pub use unique::{

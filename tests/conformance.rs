@@ -1601,7 +1601,7 @@ async fn notify_reaches_every_listener_on_the_database(kind: Kind) {
             panic!("a signal")
         };
         assert_eq!(
-            (signal.action.as_str(), signal.queue.as_deref()),
+            (signal.command.action(), signal.queue.as_deref()),
             ("pause", Some("mailers"))
         );
     }
@@ -2238,14 +2238,11 @@ mod engine_choice {
         oban.shutdown(Duration::from_secs(1)).await;
 
         // The same file through a `DbPool`, shared with the application.
-        let db = oban::oban::DbPool::connect(&format!("sqlite:{}", path.display()))
+        let db = oban::DbPool::connect(&format!("sqlite:{}", path.display()))
             .await
             .unwrap();
         let oban = Oban::builder().db_pool(db.clone()).start().await.unwrap();
-        assert!(matches!(
-            oban.db_pool(),
-            Some(oban::oban::DbPool::Sqlite(_))
-        ));
+        assert!(matches!(oban.db_pool(), Some(oban::DbPool::Sqlite(_))));
         assert_eq!(
             oban.job(job.id).await.unwrap().unwrap().state,
             JobState::Completed

@@ -5,7 +5,7 @@ use futures_util::future::BoxFuture;
 use crate::error::Result;
 use crate::job::Job;
 use crate::new_job::NewJob;
-use crate::oban::Oban;
+use crate::node::Oban;
 
 /// Something jobs can be inserted into.
 ///

@@ -15,6 +15,8 @@
 //! attempts, or on purpose), `cancelled`, or `scheduled` again when snoozed.
 
 pub mod backoff;
+mod builder;
+mod control;
 pub mod cron;
 pub mod engine;
 pub mod engines;
@@ -25,8 +27,8 @@ pub mod job;
 mod maintenance;
 pub mod migrate;
 pub mod new_job;
-pub mod notifier;
-pub mod oban;
+mod node;
+mod notifier;
 mod queue;
 pub mod registry;
 pub mod state;
@@ -35,14 +37,17 @@ pub mod unique;
 pub mod worker;
 
 pub use backoff::Backoff;
+pub use builder::Builder;
+pub use control::{Nodes, QueueInfo};
 pub use cron::CronEntry;
+pub use engines::pool::DbPool;
 pub use error::{Error, Result};
 pub use filter::JobFilter;
 pub use insert::{insert_all, JobInserter};
 pub use job::{AttemptError, Job, JobState};
 pub use migrate::migrate;
 pub use new_job::{IntoNewJob, JobBuilder, NewJob};
-pub use oban::{Builder, DbPool, Nodes, Oban, QueueInfo};
+pub use node::Oban;
 pub use registry::{Registry, WorkerRegistration};
 pub use state::{State, StateKey, StateMap};
 pub use unique::{

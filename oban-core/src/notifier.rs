@@ -39,22 +39,55 @@ impl Channel {
 }
 
 /// A control message for queues and running jobs (Oban's signal payload).
+///
+/// On the wire it is Elixir Oban's JSON object, with the fields its action uses:
+/// `{"action":"pause","queue":"default","ident":"Oban.web-1"}`,
+/// `{"action":"scale","queue":"default","limit":5}`, `{"action":"pkill","job_id":42}`.
+/// A payload with an action this node does not act on decodes to [`Command::Ignored`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "WireSignal", into = "WireSignal")]
 pub struct Signal {
-    /// `pause`, `resume`, `scale`, `start`, `stop` or `pkill`.
-    pub action: String,
-    /// The queue it concerns (all but `pkill`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// What to do: the `action`, with its `limit` or `job_id`.
+    pub command: Command,
+    /// The queue it concerns (all but `pkill`); absent or `"*"` for every queue.
     pub queue: Option<String>,
     /// The node it is for: `"Oban.<node>"`, or absent / `"any"` for every node.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ident: Option<String>,
-    /// The new limit (`scale`, `start`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub limit: Option<u32>,
-    /// The job to stop (`pkill`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub job_id: Option<i64>,
+}
+
+/// What a [`Signal`] asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// `pause`: stop fetching new jobs (running ones finish).
+    Pause,
+    /// `resume`: fetch again.
+    Resume,
+    /// `scale`: change the concurrency limit to this.
+    Scale(u32),
+    /// `start`: run the queue, with this limit, where it is not running yet.
+    Start(u32),
+    /// `stop`: stop running the queue.
+    Stop,
+    /// `pkill`: stop the running job with this id.
+    Kill(i64),
+    /// An action this node does not act on, by name: an unknown one, or `scale` / `start`
+    /// without a `limit`, or `pkill` without a `job_id`.
+    Ignored(String),
+}
+
+impl Command {
+    /// The wire name of this command's action (`"pause"`, ..., `"pkill"`).
+    pub fn action(&self) -> &str {
+        match self {
+            Command::Pause => "pause",
+            Command::Resume => "resume",
+            Command::Scale(_) => "scale",
+            Command::Start(_) => "start",
+            Command::Stop => "stop",
+            Command::Kill(_) => "pkill",
+            Command::Ignored(action) => action,
+        }
+    }
 }
 
 impl Signal {
@@ -63,6 +96,56 @@ impl Signal {
         match self.ident.as_deref() {
             None | Some("any") => true,
             Some(ident) => ident.strip_prefix("Oban.").unwrap_or(ident) == node,
+        }
+    }
+}
+
+/// A signal as Oban's JSON has it: every field flat, the unused ones left out.
+#[derive(Serialize, Deserialize)]
+struct WireSignal {
+    action: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    queue: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ident: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    limit: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    job_id: Option<i64>,
+}
+
+impl From<WireSignal> for Signal {
+    fn from(wire: WireSignal) -> Self {
+        let command = match (wire.action.as_str(), wire.limit, wire.job_id) {
+            ("pause", _, _) => Command::Pause,
+            ("resume", _, _) => Command::Resume,
+            ("scale", Some(limit), _) => Command::Scale(limit),
+            ("start", Some(limit), _) => Command::Start(limit),
+            ("stop", _, _) => Command::Stop,
+            ("pkill", _, Some(job_id)) => Command::Kill(job_id),
+            _ => Command::Ignored(wire.action),
+        };
+        Signal {
+            command,
+            queue: wire.queue,
+            ident: wire.ident,
+        }
+    }
+}
+
+impl From<Signal> for WireSignal {
+    fn from(signal: Signal) -> Self {
+        let (limit, job_id) = match signal.command {
+            Command::Scale(limit) | Command::Start(limit) => (Some(limit), None),
+            Command::Kill(job_id) => (None, Some(job_id)),
+            _ => (None, None),
+        };
+        WireSignal {
+            action: signal.command.action().to_owned(),
+            queue: signal.queue,
+            ident: signal.ident,
+            limit,
+            job_id,
         }
     }
 }
@@ -115,7 +198,7 @@ mod tests {
         ) else {
             panic!("a signal")
         };
-        assert_eq!(signal.limit, Some(5));
+        assert_eq!(signal.command, Command::Scale(5));
         assert!(signal.is_for("web-1"));
         assert!(!signal.is_for("web-2"));
         assert_eq!(
@@ -123,5 +206,63 @@ mod tests {
             Some(Notice::LeaderDown)
         );
         assert_eq!(Notice::decode(Channel::Insert, "not json"), None);
+    }
+
+    #[test]
+    fn signals_keep_obans_json() {
+        let signal = |command, queue: Option<&str>, ident: Option<&str>| Signal {
+            command,
+            queue: queue.map(str::to_owned),
+            ident: ident.map(str::to_owned),
+        };
+        for (signal, json) in [
+            (
+                signal(Command::Pause, Some("q"), Some("Oban.node")),
+                r#"{"action":"pause","queue":"q","ident":"Oban.node"}"#,
+            ),
+            (
+                signal(Command::Resume, Some("q"), None),
+                r#"{"action":"resume","queue":"q"}"#,
+            ),
+            (
+                signal(Command::Scale(5), Some("q"), None),
+                r#"{"action":"scale","queue":"q","limit":5}"#,
+            ),
+            (
+                signal(Command::Start(3), Some("q"), Some("Oban.b")),
+                r#"{"action":"start","queue":"q","ident":"Oban.b","limit":3}"#,
+            ),
+            (
+                signal(Command::Stop, Some("q"), None),
+                r#"{"action":"stop","queue":"q"}"#,
+            ),
+            (
+                signal(Command::Kill(42), None, None),
+                r#"{"action":"pkill","job_id":42}"#,
+            ),
+        ] {
+            assert_eq!(serde_json::to_string(&signal).unwrap(), json);
+            assert_eq!(
+                Notice::decode(Channel::Signal, json),
+                Some(Notice::Signal(signal))
+            );
+        }
+        // Actions this node does not act on decode, to be ignored.
+        for (json, action) in [
+            (r#"{"action":"pause_all","queue":"q"}"#, "pause_all"),
+            (r#"{"action":"scale","queue":"q"}"#, "scale"),
+            (r#"{"action":"pkill","queue":"q"}"#, "pkill"),
+        ] {
+            let Some(Notice::Signal(signal)) = Notice::decode(Channel::Signal, json) else {
+                panic!("a signal")
+            };
+            assert_eq!(signal.command, Command::Ignored(action.into()));
+        }
+        // Payloads that are not signals are dropped.
+        assert_eq!(Notice::decode(Channel::Signal, r#"{"queue":"q"}"#), None);
+        assert_eq!(
+            Notice::decode(Channel::Signal, r#"{"action":"scale","limit":-1}"#),
+            None
+        );
     }
 }

@@ -33,7 +33,7 @@ use crate::engine::Ack;
 use crate::error::Result;
 use crate::filter::JobFilter;
 use crate::job::{Job, JobState};
-use crate::oban::Oban;
+use crate::node::Oban;
 use crate::queue::executor;
 use crate::registry::{Registry, WorkerRegistration};
 use crate::state::StateMap;

@@ -17,7 +17,7 @@
 //!
 //! The values crossing the boundary live beside the traits: [`Ack`] (an attempt's outcome),
 //! [`FetchCursor`] (a position in a queue's fetch order), [`ProducerInfo`] (a heartbeat), and the
-//! notifications' [`Channel`] and [`Notice`].
+//! notifications' [`Channel`], [`Notice`] and the queue-control [`Signal`].
 //!
 //! ```no_run
 //! # async fn demo(pool: sqlx::PgPool) -> oban_core::Result<()> {
@@ -48,7 +48,7 @@ use crate::filter::JobFilter;
 use crate::job::Job;
 use crate::new_job::NewJob;
 
-pub use crate::notifier::{Channel, Notice};
+pub use crate::notifier::{Channel, Command, Notice, Signal};
 pub use ack::Ack;
 pub use cursor::FetchCursor;
 pub use notifier::{Notifier, StopSignal};

@@ -1,5 +1,6 @@
 //! Engine implementations, one per database.
 
 pub mod inline;
+pub mod pool;
 pub mod postgres;
 pub mod sqlite;

@@ -1,0 +1,588 @@
+//! [`Builder`]: a node's configuration, its defaults, and [`Builder::start`], which checks the
+//! configuration, opens the database and starts the node's tasks.
+
+use std::collections::HashSet;
+use std::mem;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::postgres::PgPool;
+use sqlx::sqlite::SqlitePool;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::control;
+use crate::cron::{CronEntry, CronScheduler};
+use crate::engine::Engine;
+use crate::engines::inline::InlineEngine;
+use crate::engines::pool::{self, DbPool};
+use crate::error::{Error, Result};
+use crate::maintenance::leader::{LeaderConfig, Leadership};
+use crate::maintenance::{cron, leader, lifeline, pruner, reindexer, stager};
+use crate::new_job::{IntoNewJob, NewJob};
+use crate::node::{Oban, Shared, Tasks};
+use crate::queue::completer::Completer;
+use crate::registry::{Registry, WorkerRegistration};
+use crate::state::StateMap;
+use crate::testing::Testing;
+use crate::worker::Worker;
+
+/// Where `start` gets its database from.
+enum Database {
+    /// `DATABASE_URL`, else the default SQLite file.
+    None,
+    Url(String),
+    Pool(DbPool),
+}
+
+/// Configures and starts an [`Oban`] node. Every `#[worker]` linked into the binary is
+/// registered on its own.
+#[must_use = "a builder does nothing until `.start()` is awaited"]
+pub struct Builder {
+    database: Database,
+    queues: Vec<(String, u32)>,
+    node: Option<String>,
+    state: StateMap,
+    manual: Vec<WorkerRegistration>,
+    cron: Vec<Result<CronEntry>>,
+    migrate: bool,
+    notifications: bool,
+    poll_interval: Duration,
+    dispatch_cooldown: Duration,
+    stage_interval: Duration,
+    heartbeat_interval: Duration,
+    rescue_interval: Duration,
+    rescue_after: Duration,
+    rescue_unknown_after: Duration,
+    leader_ttl: Duration,
+    prune_interval: Duration,
+    prune_max_age: Option<Duration>,
+    reindex: Option<String>,
+    pool_size: Option<u32>,
+    testing: Option<Testing>,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Self {
+            database: Database::None,
+            queues: Vec::new(),
+            node: None,
+            state: StateMap::new(),
+            manual: Vec::new(),
+            cron: Vec::new(),
+            migrate: true,
+            notifications: true,
+            poll_interval: Duration::from_secs(1),
+            dispatch_cooldown: Duration::from_millis(5),
+            stage_interval: Duration::from_secs(1),
+            heartbeat_interval: Duration::from_secs(15),
+            rescue_interval: Duration::from_secs(60),
+            rescue_after: Duration::from_secs(60),
+            rescue_unknown_after: Duration::from_secs(3600),
+            leader_ttl: Duration::from_secs(30),
+            prune_interval: Duration::from_secs(30),
+            prune_max_age: Some(Duration::from_secs(24 * 3600)),
+            reindex: Some("@midnight".to_owned()),
+            pool_size: None,
+            testing: None,
+        }
+    }
+}
+
+impl Builder {
+    /// Connects to this database URL: PostgreSQL (`postgres://user@host:port/db`) or SQLite
+    /// (`sqlite://path/to/file.db`, created when missing; see [`crate::engines::sqlite`]).
+    ///
+    /// Without `.database(..)`, `.pool(..)` or `.sqlite_pool(..)`, `start` uses `DATABASE_URL`,
+    /// and without that the SQLite file `oban.db` in the working directory.
+    pub fn database(mut self, url: impl Into<String>) -> Self {
+        self.database = Database::Url(url.into());
+        self
+    }
+
+    /// Uses an existing PostgreSQL pool.
+    pub fn pool(mut self, pool: PgPool) -> Self {
+        self.database = Database::Pool(DbPool::Postgres(pool));
+        self
+    }
+
+    /// Uses an existing SQLite pool (best opened with [`crate::engines::sqlite::connect`], which
+    /// sets WAL mode and a busy timeout).
+    pub fn sqlite_pool(mut self, pool: SqlitePool) -> Self {
+        self.database = Database::Pool(DbPool::Sqlite(pool));
+        self
+    }
+
+    /// Uses an existing pool on either engine.
+    pub fn db_pool(mut self, pool: impl Into<DbPool>) -> Self {
+        self.database = Database::Pool(pool.into());
+        self
+    }
+
+    /// Runs `queue` on this node with at most `limit` jobs at once. (A queue of jobs faster
+    /// than a fetch also claims up to `limit` more, held until a slot frees: see the crate's
+    /// guide on designing queues.)
+    pub fn queue(mut self, queue: impl Into<String>, limit: u32) -> Self {
+        self.queues.push((queue.into(), limit));
+        self
+    }
+
+    /// Names this node (default: host name and process id). Node names must be unique among
+    /// the nodes sharing a database: leadership and `attempted_by` go by them.
+    pub fn node(mut self, node: impl Into<String>) -> Self {
+        self.node = Some(node.into());
+        self
+    }
+
+    /// Registers a value that workers receive as `State<T>`.
+    pub fn state<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.state.insert(value);
+        self
+    }
+
+    /// Registers a worker by hand (workers made with `#[worker]` are found without this).
+    pub fn register<W: Worker>(mut self) -> Self {
+        self.manual.push(WorkerRegistration::of::<W>());
+        self
+    }
+
+    /// Inserts `job` on the schedule `expression` (UTC; see [`CronEntry::new`] for the syntax).
+    /// A bad expression makes `start` fail.
+    pub fn cron(mut self, expression: &str, job: impl IntoNewJob) -> Self {
+        self.cron.push(
+            job.into_new_job()
+                .and_then(|job| CronEntry::new(expression, job)),
+        );
+        self
+    }
+
+    /// [`cron`](Self::cron) evaluated in an IANA time zone such as `"Europe/Paris"`.
+    pub fn cron_in(mut self, timezone: &str, expression: &str, job: impl IntoNewJob) -> Self {
+        self.cron.push(
+            job.into_new_job()
+                .and_then(|job| CronEntry::new(expression, job))
+                .and_then(|entry| entry.timezone(timezone)),
+        );
+        self
+    }
+
+    /// Whether `start` applies the schema first (default true; it is idempotent and takes an
+    /// advisory lock). Turn it off when migrations are run by your deploy instead.
+    pub fn migrate(mut self, migrate: bool) -> Self {
+        self.migrate = migrate;
+        self
+    }
+
+    /// Whether to use LISTEN/NOTIFY (default true). Turn it off behind a transaction-mode
+    /// pooler; queues then find work by polling, and cross-node commands wait for heartbeats.
+    pub fn notifications(mut self, enabled: bool) -> Self {
+        self.notifications = enabled;
+        self
+    }
+
+    /// How often a queue looks for jobs without being woken (default 1 s).
+    ///
+    /// A busy queue fetches after the position its last full batch ended at, which skips the
+    /// dead index entries that earlier fetches leave at the head of the queue. Every wake-up (an
+    /// insert, staged jobs, a control message) and every poll starts again from the head, so a
+    /// job that sorts before the batches in flight (a higher priority, say) and arrives without
+    /// a wake-up, e.g. rescued by the lifeline, waits at most this long.
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval;
+        self
+    }
+
+    /// While a queue has jobs running, how long freed slots may accumulate before it fetches
+    /// again (default 5 ms): fewer, larger fetches under load. An idle queue fetches at once.
+    pub fn dispatch_cooldown(mut self, cooldown: Duration) -> Self {
+        self.dispatch_cooldown = cooldown;
+        self
+    }
+
+    /// How often scheduled and retryable jobs are made available (default 1 s).
+    pub fn stage_interval(mut self, interval: Duration) -> Self {
+        self.stage_interval = interval;
+        self
+    }
+
+    /// How often producers record that they are alive (default 15 s).
+    pub fn heartbeat_interval(mut self, interval: Duration) -> Self {
+        self.heartbeat_interval = interval;
+        self
+    }
+
+    /// Lifeline: how often to look for orphaned jobs (default 60 s) and how long a producer may
+    /// stay silent before its executing jobs are rescued (default 60 s).
+    pub fn rescue(mut self, interval: Duration, after: Duration) -> Self {
+        self.rescue_interval = interval;
+        self.rescue_after = after;
+        self
+    }
+
+    /// How long leadership lasts without renewal (default 30 s; renewed every third of it).
+    pub fn leader_ttl(mut self, ttl: Duration) -> Self {
+        self.leader_ttl = ttl;
+        self
+    }
+
+    /// Deletes completed, cancelled and discarded jobs older than `max_age` (default one day),
+    /// checking every `interval` (default 30 s). `None` keeps them forever.
+    pub fn prune(mut self, max_age: Option<Duration>, interval: Duration) -> Self {
+        self.prune_max_age = max_age;
+        self.prune_interval = interval;
+        self
+    }
+
+    /// When to rebuild the job table's indexes, a UTC cron expression (default `@midnight`);
+    /// `None` never does.
+    pub fn reindex(mut self, schedule: Option<&str>) -> Self {
+        self.reindex = schedule.map(str::to_owned);
+        self
+    }
+
+    /// Builds a node for tests: [`Testing::Manual`] inserts jobs but runs no queues and no
+    /// maintenance (drain them with [`drain_queue`](crate::testing::drain_queue)); `Inline` runs
+    /// each job as it is inserted.
+    pub fn testing(mut self, mode: Testing) -> Self {
+        self.testing = Some(mode);
+        self
+    }
+
+    /// Maximum connections of the pool this builder opens (default: 2 per queue plus 4).
+    pub fn pool_size(mut self, size: u32) -> Self {
+        self.pool_size = Some(size);
+        self
+    }
+
+    /// Connects, applies the schema, checks the configuration and starts the queues.
+    ///
+    /// # Errors
+    /// A database that cannot be reached, two workers with one stored name, a worker whose
+    /// `State<T>` was not registered, a queue declared twice or with limit 0, a bad cron
+    /// expression or time zone.
+    pub async fn start(mut self) -> Result<Oban> {
+        let Checked {
+            registry,
+            cron,
+            reindex_due,
+        } = self.check_config()?;
+        let node: Arc<str> = self.node.take().unwrap_or_else(default_node).into();
+        let registry = Arc::new(registry);
+        let state = Arc::new(mem::take(&mut self.state));
+        let (pool, engine) = self.open_engine(&registry, &state, &node).await?;
+        let (stop, stop_rx) = watch::channel(None);
+        let (give_up, give_up_rx) = watch::channel(false);
+        let (completer, completer_task) = Completer::start(Arc::clone(&engine), give_up_rx);
+        let shared = Arc::new(self.shared(engine, registry, state, node, completer, stop_rx));
+        let mut background = Vec::new();
+        if let Some(mode) = self.testing {
+            tracing::info!(node = %shared.node, ?mode, "oban started in testing mode: no queues, no maintenance");
+        } else {
+            // Notifications first, so no insert notice is missed once queues run.
+            background.extend(self.start_notifications(&shared).await);
+            self.start_queues(&shared);
+            background.push(self.start_leadership(&shared).await);
+            background.extend(self.start_maintenance(&shared, cron, reindex_due));
+            self.log_started(&shared);
+        }
+        let tasks = Tasks {
+            background,
+            completer_task,
+            give_up,
+        };
+        Ok(Oban::from_parts(shared, pool, stop, tasks))
+    }
+}
+
+/// When the reindexer runs: a parsed UTC cron schedule.
+type Schedule = Box<dyn Fn(DateTime<Utc>) -> bool + Send + Sync>;
+
+/// What `start` works out from the configuration before it touches the database.
+struct Checked {
+    registry: Registry,
+    cron: Vec<CronEntry>,
+    reindex_due: Option<Schedule>,
+}
+
+// The steps of `start`, in order.
+impl Builder {
+    /// Every check that needs no database, in the order their errors are reported: workers and
+    /// their state, queues, cron entries, the reindex schedule, the leader TTL.
+    fn check_config(&mut self) -> Result<Checked> {
+        let registry = self.build_registry()?;
+        self.check_queues()?;
+        let cron = self.build_cron(&registry)?;
+        let reindex_due = self
+            .reindex
+            .as_deref()
+            .map(crate::cron::utc_schedule)
+            .transpose()?
+            .map(|due| Box::new(due) as Schedule);
+        if self.leader_ttl < Duration::from_millis(300) {
+            return Err(Error::Config("leader_ttl must be at least 300 ms".into()));
+        }
+        Ok(Checked {
+            registry,
+            cron,
+            reindex_due,
+        })
+    }
+
+    /// The `#[worker]`s linked in plus those registered by hand, each with its state present.
+    fn build_registry(&mut self) -> Result<Registry> {
+        let mut registry = Registry::discover()?;
+        for registration in mem::take(&mut self.manual) {
+            registry.add(registration)?;
+        }
+        registry.check_state(&self.state)?;
+        Ok(registry)
+    }
+
+    /// Queue names of 1 to 127 characters, limits of at least 1, no queue twice.
+    fn check_queues(&self) -> Result<()> {
+        let mut seen = HashSet::new();
+        for (queue, limit) in &self.queues {
+            if queue.is_empty() || queue.chars().count() >= 128 {
+                return Err(Error::Config(format!(
+                    "queue name `{queue}` must be 1 to 127 characters"
+                )));
+            }
+            if *limit == 0 {
+                return Err(Error::Config(format!(
+                    "queue `{queue}` has limit 0; give it at least 1"
+                )));
+            }
+            if !seen.insert(queue.clone()) {
+                return Err(Error::Config(format!("queue `{queue}` is declared twice")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The builder's cron entries, then those of `#[worker(cron = ..)]`.
+    fn build_cron(&mut self, registry: &Registry) -> Result<Vec<CronEntry>> {
+        let mut cron: Vec<CronEntry> = mem::take(&mut self.cron)
+            .into_iter()
+            .collect::<Result<_>>()?;
+        for registration in registry.iter() {
+            for (expression, timezone) in registration.cron() {
+                let options = registration.options();
+                let mut job = NewJob::new(registration.name(), serde_json::json!({}))
+                    .queue(options.queue)
+                    .priority(options.priority)
+                    .max_attempts(options.max_attempts);
+                job.tags = options.tags.iter().map(|t| (*t).to_owned()).collect();
+                cron.push(CronEntry::new(expression, job)?.timezone(timezone)?);
+            }
+        }
+        Ok(cron)
+    }
+
+    /// The engine: the inline one in inline testing mode (no pool), else one on the configured
+    /// pool, opened and migrated as asked.
+    async fn open_engine(
+        &mut self,
+        registry: &Arc<Registry>,
+        state: &Arc<StateMap>,
+        node: &Arc<str>,
+    ) -> Result<(Option<DbPool>, Arc<dyn Engine>)> {
+        if self.testing == Some(Testing::Inline) {
+            let engine =
+                InlineEngine::new(Arc::clone(registry), Arc::clone(state), Arc::clone(node));
+            return Ok((None, Arc::new(engine)));
+        }
+        let size = self.pool_size.unwrap_or(4 + 2 * self.queues.len() as u32);
+        let pool = match mem::replace(&mut self.database, Database::None) {
+            Database::Pool(pool) => pool,
+            Database::Url(url) => pool::connect(&url, size).await?,
+            Database::None => pool::from_env(size).await?,
+        };
+        let engine = pool.engine();
+        if self.migrate {
+            engine.schema_migrate().await?;
+        }
+        Ok((Some(pool), engine))
+    }
+
+    /// What the node's tasks share, with no queue running yet.
+    fn shared(
+        &self,
+        engine: Arc<dyn Engine>,
+        registry: Arc<Registry>,
+        state: Arc<StateMap>,
+        node: Arc<str>,
+        completer: Completer,
+        stop: crate::engine::StopSignal,
+    ) -> Shared {
+        Shared {
+            engine,
+            registry,
+            state,
+            node,
+            poll_interval: self.poll_interval,
+            dispatch_cooldown: self.dispatch_cooldown,
+            heartbeat_interval: self.heartbeat_interval,
+            stale_after: self.rescue_after,
+            producers: Mutex::new(Default::default()),
+            retired: Mutex::new(Vec::new()),
+            completer: Mutex::new(Some(completer)),
+            leadership: Arc::new(Leadership::default()),
+            notifications: AtomicBool::new(false),
+            stop,
+        }
+    }
+
+    /// Listens for notifications, when enabled and when they reach this node, and routes them
+    /// (the returned task); otherwise queues poll.
+    async fn start_notifications(&self, shared: &Arc<Shared>) -> Option<JoinHandle<()>> {
+        if !self.notifications {
+            tracing::info!(poll_interval = ?self.poll_interval, "notifications disabled; queues poll");
+            return None;
+        }
+        let (sink, notices) = mpsc::unbounded_channel();
+        match shared.engine.listen(sink, shared.stop.clone()).await {
+            Ok(true) => {
+                shared.notifications.store(true, Ordering::Relaxed);
+                Some(tokio::spawn(control::dispatch(
+                    Arc::downgrade(shared),
+                    notices,
+                )))
+            }
+            Ok(false) => {
+                tracing::warn!(
+                    poll_interval = ?self.poll_interval,
+                    "LISTEN/NOTIFY does not reach this node (a transaction-mode pooler?); queues will poll"
+                );
+                None
+            }
+            Err(error) => {
+                tracing::warn!(%error, "could not listen for notifications; queues will poll");
+                None
+            }
+        }
+    }
+
+    /// A producer for each configured queue.
+    fn start_queues(&self, shared: &Arc<Shared>) {
+        for (queue, limit) in &self.queues {
+            shared.start_producer(queue, *limit, false);
+        }
+    }
+
+    /// Takes part in one election now, then keeps leading or electing (the returned task).
+    async fn start_leadership(&self, shared: &Arc<Shared>) -> JoinHandle<()> {
+        let config = LeaderConfig {
+            ttl: self.leader_ttl,
+        };
+        leader::run_once(&*shared.engine, &shared.node, &shared.leadership, config).await;
+        tokio::spawn(leader::run(
+            Arc::clone(&shared.engine),
+            Arc::clone(&shared.node),
+            Arc::clone(&shared.leadership),
+            config,
+            shared.stop.clone(),
+        ))
+    }
+
+    /// The services only the leader runs: stager, lifeline, and, as configured, pruner,
+    /// reindexer and cron.
+    fn start_maintenance(
+        &self,
+        shared: &Arc<Shared>,
+        cron: Vec<CronEntry>,
+        reindex_due: Option<Schedule>,
+    ) -> Vec<JoinHandle<()>> {
+        let engine = &shared.engine;
+        let leadership = &shared.leadership;
+        let mut tasks = vec![
+            tokio::spawn(stager::run(
+                Arc::clone(engine),
+                Arc::clone(leadership),
+                stager::StagerConfig {
+                    interval: self.stage_interval,
+                    limit: 5_000,
+                },
+                control::wake_staged(Arc::downgrade(shared)),
+                shared.stop.clone(),
+            )),
+            tokio::spawn(lifeline::run(
+                Arc::clone(engine),
+                Arc::clone(leadership),
+                lifeline::LifelineConfig {
+                    interval: self.rescue_interval,
+                    stale_after: self.rescue_after,
+                    unknown_after: self.rescue_unknown_after,
+                },
+                shared.stop.clone(),
+            )),
+        ];
+        if let Some(max_age) = self.prune_max_age {
+            tasks.push(tokio::spawn(pruner::run(
+                Arc::clone(engine),
+                Arc::clone(leadership),
+                pruner::PrunerConfig {
+                    interval: self.prune_interval,
+                    max_age,
+                    limit: 10_000,
+                },
+                shared.stop.clone(),
+            )));
+        }
+        if let Some(due) = reindex_due {
+            tasks.push(tokio::spawn(reindexer::run(
+                Arc::clone(engine),
+                Arc::clone(leadership),
+                due,
+                shared.stop.clone(),
+            )));
+        }
+        if !cron.is_empty() {
+            let catch_up = self.leader_ttl + Duration::from_secs(60);
+            tasks.push(tokio::spawn(cron::run(
+                Arc::clone(engine),
+                Arc::clone(leadership),
+                CronScheduler::new(cron, catch_up),
+                shared.stop.clone(),
+            )));
+        }
+        tasks
+    }
+
+    fn log_started(&self, shared: &Shared) {
+        tracing::info!(
+            node = %shared.node,
+            queues = ?self.queues,
+            workers = ?shared.registry.iter().map(WorkerRegistration::name).collect::<Vec<_>>(),
+            leader = shared.leadership.is_leader(),
+            notifications = shared.notifications.load(Ordering::Relaxed),
+            "oban started"
+        );
+    }
+}
+
+impl std::fmt::Debug for Builder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder")
+            .field("queues", &self.queues)
+            .field("node", &self.node)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The host name and process id.
+fn default_node() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+                .filter(|h| !h.is_empty())
+        })
+        .unwrap_or_else(|| "oban".to_owned());
+    format!("{host}-{}", std::process::id())
+}

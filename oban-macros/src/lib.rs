@@ -1,10 +1,10 @@
 //! The `#[worker]` attribute of Oban for Rust.
 //!
 //! Use it through the `oban` crate, as `oban::worker`; this crate holds only the macro, documented
-//! on [`macro@worker`]. The source is split the way the macro works: `attr.rs` parses and checks
-//! the options, `ast.rs` models the fn, `valid.rs` checks the two against each other, and
-//! `expand.rs` writes the code. Every mistake is collected in a context (`ctxt.rs`) and reported
-//! at once, each on its own token.
+//! on [`macro@worker`]. The source is split the way the macro works: `attr/` parses and checks
+//! the options (one file per family of options), `ast.rs` models the fn, `valid.rs` checks the
+//! two against each other, and `expand.rs` writes the code. Every mistake is collected in a
+//! context (`ctxt.rs`) and reported at once, each on its own token.
 
 mod ast;
 mod attr;

@@ -1,4 +1,5 @@
-//! Periodic jobs: `cron` and the `timezone` its expressions are read in.
+//! Periodic jobs: `cron` and the `timezone` its expressions are read in. The cron grammar is
+//! the runtime's own, from the `oban-cron` crate, so what compiles also runs.
 
 use syn::{Expr, ExprLit, Lit};
 
@@ -34,8 +35,8 @@ pub(super) fn parse_cron(cx: &Ctxt, value: &Expr) -> Vec<String> {
             continue;
         };
         let expression = text.value().trim().to_owned();
-        match check_cron(&expression) {
-            Ok(()) => expressions.push(expression),
+        match oban_cron::parse(&expression) {
+            Ok(_) => expressions.push(expression),
             Err(reason) => cx.error_spanned_by(
                 text,
                 format!("invalid cron expression `{expression}`: {reason}"),
@@ -43,25 +44,6 @@ pub(super) fn parse_cron(cx: &Ctxt, value: &Expr) -> Vec<String> {
         }
     }
     expressions
-}
-
-/// The runtime's cron grammar: five fields, or a nickname.
-fn check_cron(expression: &str) -> Result<(), String> {
-    let expanded = match expression {
-        "@reboot" => return Ok(()),
-        "@yearly" | "@annually" => "0 0 1 1 *",
-        "@monthly" => "0 0 1 * *",
-        "@weekly" => "0 0 * * 0",
-        "@daily" | "@midnight" => "0 0 * * *",
-        "@hourly" => "0 * * * *",
-        other if other.split_whitespace().count() != 5 => {
-            return Err("use five fields (minute hour day-of-month month day-of-week) or a nickname: @yearly, @monthly, @weekly, @daily, @midnight, @hourly, @reboot".to_owned())
-        }
-        other => other,
-    };
-    <croner::Cron as std::str::FromStr>::from_str(expanded)
-        .map(drop)
-        .map_err(|e| e.to_string())
 }
 
 /// `timezone = "Europe/Paris"`: a name in the IANA time zone database.

@@ -29,21 +29,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, DurationRound, Utc};
 use chrono_tz::Tz;
+use oban_cron::{CronError, Schedule};
 use serde_json::Value;
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::new_job::NewJob;
 use crate::unique::{UniqueField, UniqueOptions, UniqueStates};
-
-/// When an entry runs.
-#[derive(Debug, Clone)]
-enum Schedule {
-    /// A five-field expression.
-    Cron(Box<croner::Cron>),
-    /// Once when the leader starts (`@reboot`).
-    Reboot,
-}
 
 /// One periodic job: an expression, a time zone and the job to insert.
 #[derive(Debug, Clone)]
@@ -142,24 +134,15 @@ impl CronEntry {
     }
 }
 
+/// Reads an expression with the grammar shared with `#[worker(cron = ..)]` (the `oban-cron`
+/// crate), in this crate's words.
 fn parse(expression: &str) -> Result<Schedule> {
-    let expanded = match expression {
-        "@reboot" => return Ok(Schedule::Reboot),
-        "@yearly" | "@annually" => "0 0 1 1 *",
-        "@monthly" => "0 0 1 * *",
-        "@weekly" => "0 0 * * 0",
-        "@daily" | "@midnight" => "0 0 * * *",
-        "@hourly" => "0 * * * *",
-        other if other.split_whitespace().count() != 5 => {
-            return Err(Error::Config(format!(
-                "cron expression `{expression}` must have five fields (minute hour day-of-month month day-of-week) or be a nickname such as @hourly"
-            )))
-        }
-        other => other,
-    };
-    croner::Cron::from_str(expanded)
-        .map(|cron| Schedule::Cron(Box::new(cron)))
-        .map_err(|e| Error::Config(format!("cron expression `{expression}` is invalid: {e}")))
+    oban_cron::parse(expression).map_err(|error| match error {
+        CronError::FieldCount => Error::Config(format!(
+            "cron expression `{expression}` must have five fields (minute hour day-of-month month day-of-week) or be a nickname such as @hourly"
+        )),
+        error => Error::Config(format!("cron expression `{expression}` is invalid: {error}")),
+    })
 }
 
 /// A bare schedule in UTC, for the node's own periodic work (reindexing).

@@ -1,10 +1,11 @@
 //! The `#[worker]` attribute of Oban for Rust.
 //!
 //! Use it through the `oban` crate, as `oban::worker`; this crate holds only the macro, documented
-//! on [`macro@worker`]. The source is split the way the macro works: `attr.rs` parses and checks
-//! the options, `ast.rs` models the fn, `valid.rs` checks the two against each other, and
-//! `expand.rs` writes the code. Every mistake is collected in a context (`ctxt.rs`) and reported
-//! at once, each on its own token.
+//! on [`macro@worker`]. The source is split the way the macro works: `attr/` parses and checks
+//! the options (one file per family of options), `ast.rs` models the fn, `valid.rs` checks the
+//! two against each other, and `expand.rs` writes the code. Every mistake is collected in a
+//! context (`ctxt.rs`) and reported at once, each on its own token. Cron expressions are checked
+//! with the grammar the runtime reads them with, from the `oban-cron` crate.
 
 mod ast;
 mod attr;
@@ -175,7 +176,7 @@ use proc_macro::TokenStream;
 /// | `derive` | `derive(Debug, Clone, PartialEq)` | more derives for the args struct (it always derives `Serialize` and `Deserialize`) |
 /// | `backoff` | `backoff = exponential(base = 1, max = 3600)` | `default` (Oban's), `constant(SECS)`, `linear(SECS)`, `exponential(base = SECS, max = SECS)`, or the path of your own `fn(&Job) -> Duration` |
 /// | `unique` | `unique(period = 300, keys = [order_id])` | which jobs are duplicates: `period = SECS \| infinity`, `keys = [argument, ..]`, `fields = [args, queue, worker, meta]`, `states = successful \| incomplete \| scheduled \| all`, `timestamp = inserted_at \| scheduled_at`; plain `unique` takes Oban's defaults |
-/// | `cron` | `cron = "0 * * * *"`, `cron = ["0 9 * * MON-FRI", "@daily"]` | insert a job with empty args on this schedule (five fields with ranges, steps, lists and names, or `@yearly`, `@monthly`, `@weekly`, `@daily`, `@midnight`, `@hourly`, `@reboot`); only for fns without stored arguments; the leader inserts each due minute once across the cluster |
+/// | `cron` | `cron = "0 * * * *"`, `cron = ["0 9 * * MON-FRI", "@daily"]` | insert a job with empty args on this schedule (five fields with ranges, steps, lists and names, or `@yearly`/`@annually`, `@monthly`, `@weekly`, `@daily`/`@midnight`, `@hourly`, `@reboot`); only for fns without stored arguments; the leader inserts each due minute once across the cluster |
 /// | `timezone` | `timezone = "Europe/Paris"` | IANA time zone the `cron` expressions are read in (default UTC) |
 #[proc_macro_attribute]
 pub fn worker(args: TokenStream, input: TokenStream) -> TokenStream {

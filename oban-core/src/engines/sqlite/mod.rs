@@ -2,7 +2,7 @@
 //!
 //! Made for a zero-setup start and for small single-node deployments; everything the runtime does
 //! on PostgreSQL works here too, behind the same [`Engine`] trait and proven by the same
-//! conformance suite (`tests/conformance.rs`). `Oban::builder()` with no database and no
+//! conformance suite (`tests/conformance/`). `Oban::builder()` with no database and no
 //! `DATABASE_URL` uses it on the file `oban.db` in the working directory, and says so at start
 //! (a `tracing` info event and a line on stderr with the absolute path);
 //! `DATABASE_URL=sqlite://path` or `.database("sqlite://path")` choose a file (created when

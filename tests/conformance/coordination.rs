@@ -8,6 +8,7 @@ use oban::notifier::{Channel, Notice};
 use oban::NewJob;
 use serde_json::json;
 
+use crate::common::wait;
 use crate::harness::{Db, Kind};
 use crate::helpers::{close, ms};
 
@@ -28,8 +29,11 @@ pub(crate) async fn leader_election_holds_renews_and_hands_over(kind: Kind) {
         other.leader_elect("Other", "b", ttl).await.unwrap(),
         "names are separate"
     );
+    // Not synchronisation: time passes so that, without the renewal at 350 ms, a's first lease
+    // (600 ms) would have run out by the second check at 700 ms.
     tokio::time::sleep(ms(350)).await;
     assert!(db.engine.leader_elect("Oban", "a", ttl).await.unwrap());
+    // Not synchronisation: 700 ms since a's first lease, 350 ms since its renewal.
     tokio::time::sleep(ms(350)).await;
     assert!(
         !other.leader_elect("Oban", "b", ttl).await.unwrap(),
@@ -45,6 +49,7 @@ pub(crate) async fn leader_election_holds_renews_and_hands_over(kind: Kind) {
         other.leader_elect("Oban", "b", ttl).await.unwrap(),
         "taken over at once"
     );
+    // Not synchronisation: b's lease (600 ms) runs out without a renewal.
     tokio::time::sleep(ms(700)).await;
     assert!(
         db.engine.leader_elect("Oban", "a", ttl).await.unwrap(),
@@ -96,7 +101,7 @@ pub(crate) async fn notify_reaches_every_listener_on_the_database(kind: Kind) {
         .await
         .unwrap();
     for rx in &mut sinks {
-        let Notice::Signal(signal) = recv(rx).await else {
+        let Notice::Signal(signal) = wait::recv(rx, "the pause signal", NOTICE_LIMIT).await else {
             panic!("a signal")
         };
         assert_eq!(
@@ -109,7 +114,10 @@ pub(crate) async fn notify_reaches_every_listener_on_the_database(kind: Kind) {
         .await
         .unwrap();
     for rx in &mut sinks {
-        assert_eq!(recv(rx).await, Notice::LeaderDown);
+        assert_eq!(
+            wait::recv(rx, "the leader-down notice", NOTICE_LIMIT).await,
+            Notice::LeaderDown
+        );
     }
     // An insert of runnable jobs notifies their queues, once each.
     other
@@ -124,12 +132,14 @@ pub(crate) async fn notify_reaches_every_listener_on_the_database(kind: Kind) {
         .unwrap();
     for rx in &mut sinks {
         assert_eq!(
-            recv(rx).await,
+            wait::recv(rx, "the insert notice", NOTICE_LIMIT).await,
             Notice::Insert {
                 queue: "alpha".into()
             }
         );
     }
+    // Not synchronisation: a window in which a notice for the scheduled job, or a second one for
+    // alpha, would arrive.
     tokio::time::sleep(ms(200)).await;
     for rx in &mut sinks {
         assert!(
@@ -140,17 +150,12 @@ pub(crate) async fn notify_reaches_every_listener_on_the_database(kind: Kind) {
     // Stopping ends listening.
     stop.send(Some(tokio::time::Instant::now())).unwrap();
     for rx in &mut sinks {
-        let closed = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
-        assert_eq!(closed.expect("closes"), None);
+        wait::closed(rx, "listening to end", NOTICE_LIMIT).await;
     }
 }
 
-pub(crate) async fn recv(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Notice>) -> Notice {
-    tokio::time::timeout(Duration::from_secs(5), rx.recv())
-        .await
-        .expect("a notice within 5 s")
-        .expect("listening")
-}
+/// How long a notice may take to arrive.
+const NOTICE_LIMIT: Duration = Duration::from_secs(5);
 
 pub(crate) async fn producer_heartbeats_are_listed_and_deleted(kind: Kind) {
     let db = Db::new(kind).await;
@@ -184,6 +189,7 @@ pub(crate) async fn producer_heartbeats_are_listed_and_deleted(kind: Kind) {
         Utc::now(),
         Duration::from_secs(2)
     ));
+    // Not synchronisation: the clock moves on, so the next heartbeat's updated_at is later.
     tokio::time::sleep(ms(20)).await;
     db.engine
         .producer_heartbeat(

@@ -1,29 +1,21 @@
 //! Choosing the engine (SQLite only: PostgreSQL is chosen by `.pool` and `postgres://` URLs in
 //! every other test file).
 
+use std::process::Stdio;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use oban::{JobBuilder, JobFilter, JobState, NewJob, Oban, UniqueOptions};
 use serde_json::json;
 
-use crate::harness::{self, wait_until, Db, Kind};
+use crate::common::process::{this_test, ChildGuard};
+use crate::common::wait::wait_until;
+use crate::harness::{self, Db, Kind};
 use crate::helpers::ms;
 use crate::probe::{node, Probe, Runs};
 
-/// Runs this test binary again as a child process, running only the ignored test `name`.
-fn child(name: &str) -> std::process::Command {
-    let mut command = std::process::Command::new(std::env::current_exe().unwrap());
-    command.args([
-        "--exact",
-        name,
-        "--ignored",
-        "--nocapture",
-        "--test-threads",
-        "1",
-    ]);
-    command
-}
+/// How long a child process may take: it starts a node and runs a few hundred jobs.
+const CHILD_LIMIT: Duration = Duration::from_secs(120);
 
 #[tokio::test]
 async fn a_sqlite_url_chooses_the_sqlite_engine() {
@@ -92,12 +84,17 @@ async fn a_sqlite_url_chooses_the_sqlite_engine() {
 #[tokio::test]
 async fn without_a_database_a_node_uses_a_sqlite_file_in_the_working_directory() {
     let dir = harness::TempDir::new();
-    let output = child("engine_choice::child_default_database")
-        .current_dir(&dir.0)
-        .env_remove("DATABASE_URL")
-        .env("OBAN_CONFORMANCE_CHILD", "default")
-        .output()
-        .unwrap();
+    let output = ChildGuard::spawn(
+        "default-database",
+        this_test("engine_choice::child_default_database")
+            .current_dir(&dir.0)
+            .env_remove("DATABASE_URL")
+            .env("OBAN_CONFORMANCE_CHILD", "default")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    )
+    .wait_with_output(CHILD_LIMIT)
+    .await;
     let stderr = String::from_utf8_lossy(&output.stderr);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "child failed:\n{stdout}\n{stderr}");
@@ -114,12 +111,17 @@ async fn without_a_database_a_node_uses_a_sqlite_file_in_the_working_directory()
 
     // DATABASE_URL=sqlite://.. chooses a file explicitly.
     let chosen = dir.0.join("chosen.db");
-    let output = child("engine_choice::child_default_database")
-        .current_dir(&dir.0)
-        .env("DATABASE_URL", format!("sqlite://{}", chosen.display()))
-        .env("OBAN_CONFORMANCE_CHILD", "url")
-        .output()
-        .unwrap();
+    let output = ChildGuard::spawn(
+        "url-database",
+        this_test("engine_choice::child_default_database")
+            .current_dir(&dir.0)
+            .env("DATABASE_URL", format!("sqlite://{}", chosen.display()))
+            .env("OBAN_CONFORMANCE_CHILD", "url")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    )
+    .wait_with_output(CHILD_LIMIT)
+    .await;
     assert!(
         output.status.success(),
         "{}",
@@ -145,14 +147,10 @@ async fn child_default_database() {
         .expect("starts with no database configured");
     assert!(oban.sqlite_pool().is_some());
     let job = JobBuilder::new(Probe::Ok).insert(&oban).await.unwrap();
-    let started = Instant::now();
-    while oban.job(job.id).await.unwrap().unwrap().state != JobState::Completed {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "the job completes"
-        );
-        tokio::time::sleep(ms(20)).await;
-    }
+    wait_until("the job completes", Duration::from_secs(10), async || {
+        oban.job(job.id).await.unwrap().unwrap().state == JobState::Completed
+    })
+    .await;
     oban.shutdown(Duration::from_secs(1)).await;
 }
 
@@ -167,16 +165,17 @@ async fn processes_writing_one_file_at_once_never_see_database_is_locked() {
         .start()
         .await
         .unwrap();
-    let children: Vec<_> = (0..3)
+    let children: Vec<ChildGuard> = (0..3)
         .map(|i| {
-            child("engine_choice::child_inserter")
-                .env("OBAN_CONFORMANCE_CHILD", "inserter")
-                .env("OBAN_CONFORMANCE_FILE", &path)
-                .env("OBAN_CONFORMANCE_TAG", format!("child-{i}"))
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
+            ChildGuard::spawn(
+                format!("inserter-{i}"),
+                this_test("engine_choice::child_inserter")
+                    .env("OBAN_CONFORMANCE_CHILD", "inserter")
+                    .env("OBAN_CONFORMANCE_FILE", &path)
+                    .env("OBAN_CONFORMANCE_TAG", format!("child-{i}"))
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped()),
+            )
         })
         .collect();
     // Meanwhile this process inserts too.
@@ -189,7 +188,7 @@ async fn processes_writing_one_file_at_once_never_see_database_is_locked() {
             .unwrap();
     }
     for child in children {
-        let output = child.wait_with_output().unwrap();
+        let output = child.wait_with_output(CHILD_LIMIT).await;
         assert!(
             output.status.success(),
             "an inserting process failed:\n{}\n{}",

@@ -28,6 +28,8 @@ pub(crate) async fn staging_makes_due_jobs_available_within_the_limit(kind: Kind
         db.engine.job_stage_due(100).await.unwrap().is_empty(),
         "nothing due yet"
     );
+    // Not synchronisation: time passes until both jobs are due (300 and 310 ms); staging is
+    // what is tested, so it must not run before.
     tokio::time::sleep(ms(450)).await;
     assert_eq!(
         db.engine.job_stage_due(1).await.unwrap(),
@@ -90,6 +92,8 @@ pub(crate) async fn rescue_returns_orphaned_jobs_and_forgets_dead_producers(kind
             .unwrap();
         held.push(jobs[0].clone());
     }
+    // Not synchronisation: the producers' heartbeats and the attempts age past the 200 ms
+    // rescue threshold; then only `live` beats again.
     tokio::time::sleep(ms(300)).await;
     db.engine
         .producer_heartbeat(live, "conformance", "q", json!({}))
@@ -128,6 +132,7 @@ pub(crate) async fn rescue_returns_orphaned_jobs_and_forgets_dead_producers(kind
     // Rescued again later: the counter grows.
     let refetched = fetch(&db, "q1", 1).await;
     assert_eq!(refetched[0].attempt, 2);
+    // Not synchronisation: the dead producer stays silent past 3x the threshold (600 ms).
     tokio::time::sleep(ms(700)).await;
     db.engine
         .producer_heartbeat(live, "conformance", "q", json!({}))
@@ -177,6 +182,7 @@ pub(crate) async fn prune_deletes_old_finished_jobs_in_batches(kind: Kind) {
     let waiting = db.insert(NewJob::new("W", json!({})).queue("f")).await;
     let running = db.insert(NewJob::new("W", json!({})).queue("g")).await;
     fetch(&db, "g", 1).await;
+    // Not synchronisation: the finished jobs age past the 500 ms the pruner keeps.
     tokio::time::sleep(ms(800)).await;
     let recent = db.insert(NewJob::new("W", json!({})).queue("h")).await;
     finish_as(&db, &recent, JobState::Completed).await;

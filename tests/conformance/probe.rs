@@ -49,6 +49,7 @@ impl Worker for Probe {
             }
             Probe::Fail { .. } => Ok(Outcome::Complete),
             Probe::Sleep { ms } => {
+                // The job's work: a job that takes time.
                 tokio::time::sleep(Duration::from_millis(ms)).await;
                 Ok(Outcome::Complete)
             }

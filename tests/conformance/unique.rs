@@ -153,6 +153,7 @@ pub(crate) async fn unique_period_expires_by_inserted_at_or_scheduled_at(kind: K
             .await
             .conflict
     );
+    // Not synchronisation: the 1 s unique period runs out.
     tokio::time::sleep(ms(1_200)).await;
     let after = db.insert(unique_job(json!({"id": 1}), second)).await;
     assert!(!after.conflict, "the first job is outside the period");
@@ -264,6 +265,7 @@ pub(crate) async fn unique_states_groups_follow_every_state_change(kind: Kind) {
         .await;
     assert_eq!(later.state, JobState::Scheduled);
     assert!(ins(6, sched).await.conflict, "a scheduled duplicate blocks");
+    // Not synchronisation: time passes until the job is due (300 ms), to stage it here.
     tokio::time::sleep(ms(400)).await;
     db.engine.job_stage_due(100).await.unwrap();
     assert_eq!(db.job(later.id).await.state, JobState::Available);

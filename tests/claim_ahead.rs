@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
+use common::wait;
 use common::workers::Nap;
 use oban::{JobBuilder, JobContext, JobError, Nodes, Oban, Outcome, Worker};
 use serde::{Deserialize, Serialize};
@@ -99,7 +100,7 @@ async fn warm_up(pool: &PgPool, oban: &Oban, jobs: usize) {
         .map(|_| JobBuilder::new(Quick {}).build().unwrap())
         .collect();
     oban::insert_all(oban, quick).await.unwrap();
-    common::wait_for_count(
+    wait::wait_for_count(
         pool,
         "SELECT count(*) FROM oban_jobs WHERE worker = 'Test.Quick' AND state = 'completed'",
         jobs as i64,
@@ -122,17 +123,16 @@ async fn one_running_one_claimed(pool: &PgPool, oban: &Oban, name: &str) -> (i64
         .collect();
     let jobs = oban::insert_all(oban, jobs).await.unwrap();
     let (running, claimed) = (jobs[0].id, jobs[1].id);
-    common::wait_for_state(pool, running, "executing").await;
-    common::wait_for_state(pool, claimed, "executing").await;
+    wait::wait_for_state(pool, running, "executing").await;
+    wait::wait_for_state(pool, claimed, "executing").await;
     // Claimed in the database is not yet running here: wait for the first job to start.
-    let since = std::time::Instant::now();
-    while started(name).is_empty() {
-        assert!(
-            since.elapsed() < Duration::from_secs(10),
-            "job {running} never started"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait::wait_until_every(
+        format!("job {running} to start"),
+        Duration::from_secs(10),
+        Duration::from_millis(10),
+        async || !started(name).is_empty(),
+    )
+    .await;
     assert_eq!(
         started(name),
         [running],
@@ -164,7 +164,7 @@ async fn slow_jobs_are_never_claimed_ahead() {
         .map(|_| JobBuilder::new(Nap { ms: 300 }).build().unwrap())
         .collect();
     oban::insert_all(&oban, slow).await.unwrap();
-    common::wait_for_count(
+    wait::wait_for_count(
         &pool,
         "SELECT count(*) FROM oban_jobs WHERE worker = 'Test.Nap' AND state = 'completed'",
         8,
@@ -198,7 +198,7 @@ async fn pausing_hands_back_a_job_claimed_ahead() {
     let (running, claimed) = one_running_one_claimed(&pool, &oban, "pause").await;
 
     oban.pause_queue("default", Nodes::Local).await.unwrap();
-    let back = common::wait_for_state(&pool, claimed, "available").await;
+    let back = wait::wait_for_state(&pool, claimed, "available").await;
     assert_eq!(back.attempt, 0, "the claim's attempt is given back");
     assert!(back.errors.is_empty(), "nothing recorded against it");
     assert_eq!(
@@ -208,8 +208,8 @@ async fn pausing_hands_back_a_job_claimed_ahead() {
 
     gate("pause").add_permits(2);
     oban.resume_queue("default", Nodes::Local).await.unwrap();
-    common::wait_for_state(&pool, running, "completed").await;
-    common::wait_for_state(&pool, claimed, "completed").await;
+    wait::wait_for_state(&pool, running, "completed").await;
+    wait::wait_for_state(&pool, claimed, "completed").await;
     oban.shutdown(Duration::from_secs(5)).await;
 }
 
@@ -222,11 +222,11 @@ async fn a_job_cancelled_while_claimed_ahead_never_starts() {
 
     assert!(oban.cancel_job(claimed).await.unwrap());
     gate("cancel").add_permits(2);
-    common::wait_for_state(&pool, running, "completed").await;
+    wait::wait_for_state(&pool, running, "completed").await;
     // One more job through the single slot: had the cancelled one been left in line, it would
     // have started before this one.
     let after = JobBuilder::new(Quick {}).insert(&oban).await.unwrap();
-    common::wait_for_state(&pool, after.id, "completed").await;
+    wait::wait_for_state(&pool, after.id, "completed").await;
     assert_eq!(
         started("cancel"),
         [running],

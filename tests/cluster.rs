@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use common::wait::{self, wait_until};
 use oban::cron::{CronEntry, CronScheduler};
 use oban::engines::postgres::PostgresEngine;
 use oban::{
@@ -31,6 +32,7 @@ struct Finished {
 impl Worker for Nap {
     const NAME: &'static str = "Test.Nap";
     async fn perform(self, ctx: JobContext) -> Result<Outcome, JobError> {
+        // The job's work: a job that takes time.
         tokio::time::sleep(Duration::from_millis(self.ms)).await;
         if let Some(finished) = ctx.try_state::<Arc<Finished>>() {
             finished.count.fetch_add(1, Ordering::SeqCst);
@@ -49,14 +51,6 @@ fn builder(pool: &PgPool, node: &str) -> oban::Builder {
         .stage_interval(Duration::from_millis(100))
 }
 
-async fn wait_until(what: &str, limit: Duration, mut check: impl AsyncFnMut() -> bool) {
-    let started = Instant::now();
-    while !check().await {
-        assert!(started.elapsed() < limit, "{what} within {limit:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test]
 async fn one_leader_at_a_time_and_a_quick_hand_over() {
     let pool = common::test_pool().await;
@@ -67,14 +61,17 @@ async fn one_leader_at_a_time_and_a_quick_hand_over() {
     ];
     let leaders = |nodes: &[Oban]| nodes.iter().filter(|n| n.is_leader()).count();
     // Sample for a few TTLs: never two leaders.
-    let started = Instant::now();
     let mut led = 0;
-    while started.elapsed() < Duration::from_secs(3) {
-        let count = leaders(&nodes);
-        assert!(count <= 1, "{count} leaders at once");
-        led += count;
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait::sample_for(
+        Duration::from_secs(3),
+        Duration::from_millis(10),
+        async || {
+            let count = leaders(&nodes);
+            assert!(count <= 1, "{count} leaders at once");
+            led += count;
+        },
+    )
+    .await;
     assert!(led > 0, "somebody leads");
     let leader = nodes.iter().position(Oban::is_leader).expect("a leader");
     let stopped = Instant::now();
@@ -94,10 +91,12 @@ async fn one_leader_at_a_time_and_a_quick_hand_over() {
         hand_over < Duration::from_millis(900),
         "hand-over {hand_over:?} is quicker than the TTL"
     );
-    for _ in 0..100 {
-        assert!(leaders(&rest) <= 1);
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait::sample_for(
+        Duration::from_secs(1),
+        Duration::from_millis(10),
+        async || assert!(leaders(&rest) <= 1),
+    )
+    .await;
     for node in rest {
         node.shutdown(Duration::from_secs(1)).await;
     }
@@ -114,10 +113,13 @@ async fn an_insert_wakes_a_queue_on_another_node_at_once() {
         .await
         .unwrap();
     assert!(worker.notifications_enabled());
+    // Not synchronisation (`start` returns once listening; nothing below needs this to pass):
+    // the producer's start-up fetch goes by first, so that only the insert's notification can
+    // start the job below rather than that fetch.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let started = Instant::now();
     let job = JobBuilder::new(Nap { ms: 0 }).insert(&pool).await.unwrap();
-    common::wait_for_state(&pool, job.id, "completed").await;
+    wait::wait_for_state(&pool, job.id, "completed").await;
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "{:?}",
@@ -130,9 +132,11 @@ async fn an_insert_wakes_a_queue_on_another_node_at_once() {
         .insert(&mut *tx)
         .await
         .unwrap();
+    // Not synchronisation: a window in which a notification sent before the commit would make
+    // the queue fetch (and find nothing, and then wait out its 60 s poll).
     tokio::time::sleep(Duration::from_millis(300)).await;
     tx.commit().await.unwrap();
-    common::wait_for_state(&pool, job.id, "completed").await;
+    wait::wait_for_state(&pool, job.id, "completed").await;
 
     // Through a node: it wakes its own queues and notifies the others after the commit.
     let inserter = builder(&pool, "inserter")
@@ -145,7 +149,7 @@ async fn an_insert_wakes_a_queue_on_another_node_at_once() {
         .insert(&inserter)
         .await
         .unwrap();
-    common::wait_for_state(&pool, job.id, "completed").await;
+    wait::wait_for_state(&pool, job.id, "completed").await;
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "{:?}",
@@ -167,7 +171,7 @@ async fn without_notifications_queues_poll() {
         .unwrap();
     assert!(!worker.notifications_enabled());
     let job = JobBuilder::new(Nap { ms: 0 }).insert(&pool).await.unwrap();
-    common::wait_for_state(&pool, job.id, "completed").await;
+    wait::wait_for_state(&pool, job.id, "completed").await;
     worker.shutdown(Duration::from_secs(1)).await;
 }
 
@@ -187,7 +191,7 @@ async fn staged_jobs_wake_queues_on_other_nodes() {
         .insert(&pool)
         .await
         .unwrap();
-    common::wait_for_state(&pool, job.id, "completed").await;
+    wait::wait_for_state(&pool, job.id, "completed").await;
     worker.shutdown(Duration::from_secs(1)).await;
     leader.shutdown(Duration::from_secs(1)).await;
 }
@@ -213,6 +217,7 @@ async fn pause_resume_scale_start_and_stop_queues_across_nodes() {
     })
     .await;
     let job = JobBuilder::new(Nap { ms: 0 }).insert(&a).await.unwrap();
+    // Not synchronisation: a window in which a queue that was not paused would run the job.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
         common::fetch_job(&pool, job.id).await.state,
@@ -223,7 +228,7 @@ async fn pause_resume_scale_start_and_stop_queues_across_nodes() {
     b.resume_queue("default", Nodes::Only("b".into()))
         .await
         .unwrap();
-    common::wait_for_state(&pool, job.id, "completed").await;
+    wait::wait_for_state(&pool, job.id, "completed").await;
     let job = common::fetch_job(&pool, job.id).await;
     assert_eq!(job.attempted_by[0], "b", "only b was resumed");
     wait_until(
@@ -261,7 +266,7 @@ async fn pause_resume_scale_start_and_stop_queues_across_nodes() {
         .insert(&pool)
         .await
         .unwrap();
-    common::wait_for_state(&pool, report.id, "completed").await;
+    wait::wait_for_state(&pool, report.id, "completed").await;
 
     b.stop_queue("reports", Nodes::All).await.unwrap();
     wait_until("reports stopped", Duration::from_secs(5), async || {
@@ -287,12 +292,12 @@ async fn cancelling_a_running_job_stops_it_on_the_node_that_runs_it() {
         .insert(&pool)
         .await
         .unwrap();
-    common::wait_for_state(&pool, job.id, "executing").await;
+    wait::wait_for_state(&pool, job.id, "executing").await;
     assert!(
         other.cancel_job(job.id).await.unwrap(),
         "cancelled from another node"
     );
-    let cancelled = common::wait_for_state(&pool, job.id, "cancelled").await;
+    let cancelled = wait::wait_for_state(&pool, job.id, "cancelled").await;
     assert!(cancelled.cancelled_at.is_some());
     wait_until(
         "the running slot is freed",
@@ -307,6 +312,7 @@ async fn cancelling_a_running_job_stops_it_on_the_node_that_runs_it() {
         },
     )
     .await;
+    // Not synchronisation: past the 3 s the attempt would take, had it not been aborted.
     tokio::time::sleep(Duration::from_millis(3_200)).await;
     assert_eq!(
         finished.count.load(Ordering::SeqCst),
@@ -431,7 +437,7 @@ async fn the_pruner_deletes_old_finished_jobs_only() {
         .start()
         .await
         .unwrap();
-    common::wait_for_count(
+    wait::wait_for_count(
         &pool,
         "SELECT count(*) FROM oban_jobs",
         2,

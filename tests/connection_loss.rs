@@ -6,6 +6,7 @@ mod common;
 use std::net::ToSocketAddrs;
 use std::time::Duration;
 
+use common::wait;
 use common::workers::Nap;
 use oban::{JobBuilder, JobState, Oban};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -47,7 +48,7 @@ async fn outcome_is_recorded_once_the_database_is_back() {
         .insert(&direct)
         .await
         .unwrap();
-    common::wait_for_state(&direct, running.id, "executing").await;
+    wait::wait_for_state(&direct, running.id, "executing").await;
 
     // The database goes away while the job runs, and stays away after it finished.
     proxy.cut();
@@ -55,6 +56,8 @@ async fn outcome_is_recorded_once_the_database_is_back() {
         .insert(&direct)
         .await
         .unwrap();
+    // Not synchronisation: the outage lasts past the end of the running job (800 ms), through
+    // the queue's backoff; meanwhile nothing can be recorded or fetched.
     tokio::time::sleep(Duration::from_millis(2_500)).await;
     assert_eq!(
         common::fetch_job(&direct, running.id).await.state,
@@ -67,12 +70,11 @@ async fn outcome_is_recorded_once_the_database_is_back() {
 
     proxy.restore();
     let finished =
-        common::wait_for_state_within(&direct, running.id, "completed", Duration::from_secs(30))
+        wait::wait_for_state_within(&direct, running.id, "completed", Duration::from_secs(30))
             .await;
     assert_eq!(finished.attempt, 1, "recorded once, not retried");
     let later =
-        common::wait_for_state_within(&direct, during.id, "completed", Duration::from_secs(30))
-            .await;
+        wait::wait_for_state_within(&direct, during.id, "completed", Duration::from_secs(30)).await;
     assert_eq!(later.attempt, 1);
     oban.shutdown(Duration::from_secs(2)).await;
 }

@@ -4,6 +4,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::wait;
 use oban::{worker, Oban, Worker};
 
 /// Runs every minute, in Paris.
@@ -35,7 +36,7 @@ async fn a_node_inserts_the_workers_cron_jobs() {
         .await
         .unwrap();
     assert!(oban.is_leader());
-    common::wait_for_count(
+    wait::wait_for_count(
         &pool,
         "SELECT least(count(*), 1) FROM oban_jobs WHERE worker = 'Tick' AND meta->>'cron' = 'true' AND queue = 'maintenance'",
         1,

@@ -6,6 +6,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::wait;
 use common::workers::Nap;
 use oban::engine::{Engine, FetchCursor};
 use oban::engines::postgres::PostgresEngine;
@@ -76,21 +77,26 @@ async fn an_urgent_job_inserted_while_a_backlog_drains_runs_before_the_backlog_e
         .await
         .unwrap();
     // Well into the backlog: the producer now fetches after a cursor.
-    while count(
-        &pool,
-        "SELECT count(*) FROM oban_jobs WHERE state = 'completed' AND priority = 5",
+    wait::wait_until_every(
+        "20 backlog jobs to complete",
+        Duration::from_secs(30),
+        Duration::from_millis(5),
+        async || {
+            count(
+                &pool,
+                "SELECT count(*) FROM oban_jobs WHERE state = 'completed' AND priority = 5",
+            )
+            .await
+                >= 20
+        },
     )
-    .await
-        < 20
-    {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    .await;
     let urgent = JobBuilder::new(Nap { ms: 0 })
         .priority(0)
         .insert(&oban)
         .await
         .unwrap();
-    common::wait_for_state(&pool, urgent.id, "completed").await;
+    wait::wait_for_state(&pool, urgent.id, "completed").await;
     let waiting = count(
         &pool,
         "SELECT count(*) FROM oban_jobs WHERE state = 'available' AND priority = 5",

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::wait::{self, wait_until_every};
 use oban::{
     Backoff, JobBuilder, JobContext, JobError, JobState, NewJob, Oban, Outcome, Worker,
     WorkerOptions,
@@ -68,6 +69,7 @@ impl Worker for Probe {
             Probe::Fail { .. } => Ok(Outcome::Complete),
             Probe::Panic => panic!("boom at attempt {}", job.attempt),
             Probe::Sleep { ms } => {
+                // The job's work: a job that takes time.
                 tokio::time::sleep(Duration::from_millis(ms)).await;
                 Ok(Outcome::Complete)
             }
@@ -91,6 +93,7 @@ impl Worker for Probe {
             }
             Probe::Hold { label, ms } => {
                 ctx.state::<Log>().order.lock().unwrap().push(label);
+                // The job's work: a job that takes time.
                 tokio::time::sleep(Duration::from_millis(ms)).await;
                 Ok(Outcome::Complete)
             }
@@ -122,20 +125,16 @@ async fn node_with_log(pool: &PgPool, limit: u32) -> (Oban, Log) {
 /// Waits until every label is in the log: those jobs run (`executing` in the database only
 /// says they were claimed).
 async fn wait_started(log: &Log, labels: &[&str]) {
-    let started = std::time::Instant::now();
-    loop {
-        {
+    wait_until_every(
+        format!("jobs {labels:?} to start"),
+        Duration::from_secs(10),
+        Duration::from_millis(10),
+        async || {
             let order = log.order.lock().unwrap();
-            if labels.iter().all(|label| order.iter().any(|l| l == label)) {
-                return;
-            }
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "jobs {labels:?} did not start within 10 s"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+            labels.iter().all(|label| order.iter().any(|l| l == label))
+        },
+    )
+    .await;
 }
 
 async fn insert(oban: &Oban, probe: Probe) -> i64 {
@@ -152,7 +151,7 @@ async fn available_job_completes() {
     let oban = node(&pool, 5).await;
     let inserted = JobBuilder::new(Probe::Ok).insert(&oban).await.unwrap();
     assert_eq!(inserted.state, JobState::Available);
-    let job = common::wait_for_state(&pool, inserted.id, "completed").await;
+    let job = wait::wait_for_state(&pool, inserted.id, "completed").await;
     assert_eq!(job.attempt, 1);
     assert!(job.completed_at.is_some());
     assert_eq!(job.attempted_by[0], "test-node");
@@ -174,12 +173,13 @@ async fn scheduled_job_waits_then_is_staged_and_runs() {
         .await
         .unwrap();
     assert_eq!(inserted.state, JobState::Scheduled);
+    // Not synchronisation: a window, well before the job is due, in which it must not run.
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(
         common::fetch_job(&pool, inserted.id).await.state,
         JobState::Scheduled
     );
-    let job = common::wait_for_state(&pool, inserted.id, "completed").await;
+    let job = wait::wait_for_state(&pool, inserted.id, "completed").await;
     assert!(job.attempted_at.unwrap() >= inserted.scheduled_at);
     oban.shutdown(Duration::from_secs(1)).await;
 }
@@ -198,7 +198,7 @@ async fn error_makes_job_retryable_with_backoff_then_it_succeeds() {
         .await
         .unwrap();
     let id = insert(&oban, Probe::Fail { times: 1 }).await;
-    let retryable = common::wait_for_state(&pool, id, "retryable").await;
+    let retryable = wait::wait_for_state(&pool, id, "retryable").await;
     assert_eq!(retryable.attempt, 1);
     assert_eq!(retryable.errors.len(), 1);
     assert_eq!(retryable.errors[0].attempt, 1);
@@ -209,7 +209,7 @@ async fn error_makes_job_retryable_with_backoff_then_it_succeeds() {
         delay >= chrono::Duration::milliseconds(90),
         "backoff applied: {delay}"
     );
-    let done = common::wait_for_state(&pool, id, "completed").await;
+    let done = wait::wait_for_state(&pool, id, "completed").await;
     assert_eq!(done.attempt, 2);
     assert_eq!(done.errors.len(), 1, "the error of attempt 1 is kept");
     oban.shutdown(Duration::from_secs(1)).await;
@@ -220,7 +220,7 @@ async fn error_on_last_attempt_discards() {
     let pool = common::test_pool().await;
     let oban = node(&pool, 5).await;
     let id = insert(&oban, Probe::Fail { times: 99 }).await;
-    let job = common::wait_for_state(&pool, id, "discarded").await;
+    let job = wait::wait_for_state(&pool, id, "discarded").await;
     assert_eq!(job.attempt, 3);
     assert_eq!(job.errors.len(), 3);
     assert_eq!(
@@ -237,10 +237,10 @@ async fn discard_and_cancel_outcomes() {
     let oban = node(&pool, 5).await;
     let discard = insert(&oban, Probe::Discard).await;
     let cancel = insert(&oban, Probe::Cancel).await;
-    let discarded = common::wait_for_state(&pool, discard, "discarded").await;
+    let discarded = wait::wait_for_state(&pool, discard, "discarded").await;
     assert_eq!(discarded.attempt, 1);
     assert!(discarded.errors[0].error.contains("bad address"));
-    let cancelled = common::wait_for_state(&pool, cancel, "cancelled").await;
+    let cancelled = wait::wait_for_state(&pool, cancel, "cancelled").await;
     assert!(cancelled.cancelled_at.is_some());
     assert!(cancelled.errors[0].error.contains("order withdrawn"));
     oban.shutdown(Duration::from_secs(1)).await;
@@ -266,7 +266,7 @@ async fn snooze_reschedules_and_gives_the_attempt_back() {
         },
     )
     .await;
-    let snoozed = common::wait_for_state(&pool, id, "scheduled").await;
+    let snoozed = wait::wait_for_state(&pool, id, "scheduled").await;
     assert_eq!(snoozed.attempt, 0, "the attempt is given back");
     assert_eq!(snoozed.meta["snoozed"], 1);
     assert!(snoozed.errors.is_empty(), "a snooze is no error");
@@ -275,7 +275,7 @@ async fn snooze_reschedules_and_gives_the_attempt_back() {
         delay >= chrono::Duration::milliseconds(1_900),
         "snoozed for its delay: {delay}"
     );
-    let done = common::wait_for_state(&pool, id, "completed").await;
+    let done = wait::wait_for_state(&pool, id, "completed").await;
     assert_eq!(done.attempt, 1);
     oban.shutdown(Duration::from_secs(1)).await;
 }
@@ -285,7 +285,7 @@ async fn panic_is_caught_and_retried() {
     let pool = common::test_pool().await;
     let oban = node(&pool, 5).await;
     let id = insert(&oban, Probe::Panic).await;
-    let job = common::wait_for_state(&pool, id, "discarded").await;
+    let job = wait::wait_for_state(&pool, id, "discarded").await;
     assert_eq!(job.errors.len(), 3);
     assert!(
         job.errors[0].error.contains("panicked: boom at attempt 1"),
@@ -294,7 +294,7 @@ async fn panic_is_caught_and_retried() {
     );
     // the queue survived its panicking job
     let ok = insert(&oban, Probe::Ok).await;
-    common::wait_for_state(&pool, ok, "completed").await;
+    wait::wait_for_state(&pool, ok, "completed").await;
     oban.shutdown(Duration::from_secs(1)).await;
 }
 
@@ -303,7 +303,7 @@ async fn timeout_stops_the_attempt_and_counts_as_failure() {
     let pool = common::test_pool().await;
     let oban = node(&pool, 5).await;
     let id = insert(&oban, Probe::Sleep { ms: 60_000 }).await;
-    let job = common::wait_for_state(&pool, id, "retryable").await;
+    let job = wait::wait_for_state(&pool, id, "retryable").await;
     assert!(
         job.errors[0].error.contains("timed out after 2s"),
         "{:?}",
@@ -320,7 +320,7 @@ async fn malformed_args_discard_with_worker_and_serde_message() {
         .insert(&oban)
         .await
         .unwrap();
-    let job = common::wait_for_state(&pool, job.id, "discarded").await;
+    let job = wait::wait_for_state(&pool, job.id, "discarded").await;
     assert_eq!(job.attempt, 1, "no retry: the args cannot change");
     let message = &job.errors[0].error;
     assert!(message.contains("Test.Probe"), "{message}");
@@ -339,7 +339,7 @@ async fn unknown_worker_is_recorded_and_retried() {
         .insert(&oban)
         .await
         .unwrap();
-    let job = common::wait_for_state(&pool, job.id, "retryable").await;
+    let job = wait::wait_for_state(&pool, job.id, "retryable").await;
     assert!(
         job.errors[0]
             .error
@@ -349,7 +349,7 @@ async fn unknown_worker_is_recorded_and_retried() {
     );
     // the queue keeps working
     let ok = insert(&oban, Probe::Ok).await;
-    common::wait_for_state(&pool, ok, "completed").await;
+    wait::wait_for_state(&pool, ok, "completed").await;
     oban.shutdown(Duration::from_secs(1)).await;
 }
 
@@ -385,7 +385,7 @@ async fn jobs_run_in_priority_then_insertion_order() {
         .start()
         .await
         .unwrap();
-    common::wait_for_count(
+    wait::wait_for_count(
         &pool,
         "SELECT count(*) FROM oban_jobs WHERE state = 'completed'",
         6,
@@ -434,7 +434,7 @@ async fn transactional_insert_commits_and_rolls_back_with_the_callers_data() {
     assert_eq!(orders, vec![1]);
 
     let oban = node(&pool, 5).await;
-    common::wait_for_state(&pool, kept.id, "completed").await;
+    wait::wait_for_state(&pool, kept.id, "completed").await;
     oban.shutdown(Duration::from_secs(1)).await;
 }
 
@@ -560,7 +560,7 @@ async fn shutdown_hands_back_a_job_that_outlives_the_grace_period() {
     }
     // another node picks them up
     let next = node(&pool, 5).await;
-    common::wait_for_state(&pool, id, "completed").await;
+    wait::wait_for_state(&pool, id, "completed").await;
     next.shutdown(Duration::from_secs(5)).await;
 }
 
@@ -593,10 +593,12 @@ async fn lifeline_rescues_jobs_of_a_node_that_stopped_heartbeating() {
         .start()
         .await
         .unwrap();
-    let rescued = common::wait_for_state(&pool, ids[0], "available").await;
+    let rescued = wait::wait_for_state(&pool, ids[0], "available").await;
     assert_eq!(rescued.meta["rescued"], 1);
-    let spent = common::wait_for_state(&pool, ids[1], "discarded").await;
+    let spent = wait::wait_for_state(&pool, ids[1], "discarded").await;
     assert!(spent.discarded_at.is_some());
+    // Not synchronisation: a window of several rescue passes (every 100 ms) in which the live
+    // node's job must stay as it is.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
         common::fetch_job(&pool, ids[2]).await.state,
@@ -611,21 +613,21 @@ async fn retry_makes_a_finished_job_available_and_cancel_stops_a_waiting_one() {
     let pool = common::test_pool().await;
     let oban = node(&pool, 5).await;
     let id = insert(&oban, Probe::Discard).await;
-    common::wait_for_state(&pool, id, "discarded").await;
+    wait::wait_for_state(&pool, id, "discarded").await;
     sqlx::query("UPDATE oban_jobs SET args = '{\"action\":\"ok\"}' WHERE id = $1")
         .bind(id)
         .execute(&pool)
         .await
         .unwrap();
     assert!(oban.retry_job(id).await.unwrap());
-    let job = common::wait_for_state(&pool, id, "completed").await;
+    let job = wait::wait_for_state(&pool, id, "completed").await;
     assert_eq!(job.attempt, 2);
 
     // max_attempts is raised when a job with spent attempts is retried
     let spent = insert(&oban, Probe::Fail { times: 3 }).await;
-    common::wait_for_state(&pool, spent, "discarded").await;
+    wait::wait_for_state(&pool, spent, "discarded").await;
     assert!(oban.retry_job(spent).await.unwrap());
-    let job = common::wait_for_state(&pool, spent, "completed").await;
+    let job = wait::wait_for_state(&pool, spent, "completed").await;
     assert_eq!((job.attempt, job.max_attempts), (4, 4));
 
     let later = JobBuilder::new(Probe::Ok)
@@ -654,7 +656,7 @@ async fn a_job_inserted_by_plain_sql_in_obans_format_runs() {
     .await
     .unwrap();
     let oban = node(&pool, 5).await;
-    let job = common::wait_for_state(&pool, id, "completed").await;
+    let job = wait::wait_for_state(&pool, id, "completed").await;
     assert_eq!(job.max_attempts, 20, "the table's default applies");
     oban.shutdown(Duration::from_secs(1)).await;
 }
@@ -702,7 +704,7 @@ async fn ten_thousand_jobs_on_two_queues_complete_exactly_once() {
         .start()
         .await
         .unwrap();
-    common::wait_for_count(
+    wait::wait_for_count(
         &pool,
         "SELECT count(*) FROM oban_jobs WHERE state = 'completed' AND attempt = 1",
         10_000,

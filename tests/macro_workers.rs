@@ -7,6 +7,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::wait;
 use oban::{JobState, Oban, Worker};
 use serde_json::json;
 use sqlx::PgPool;
@@ -144,7 +145,7 @@ async fn macro_workers_in_several_modules_run_without_registration() {
         .unwrap();
 
     for job in [&receipt, &invoice, &vacuum, &import] {
-        let done = common::wait_for_state(&pool, job.id, "completed").await;
+        let done = wait::wait_for_state(&pool, job.id, "completed").await;
         assert_eq!(
             done.state,
             JobState::Completed,
@@ -202,8 +203,8 @@ async fn workers_see_the_injected_job_and_state() {
         .await
         .unwrap();
     let vacuum = Vacuum::new().insert(&oban).await.unwrap();
-    common::wait_for_state(&pool, receipt.id, "completed").await;
-    common::wait_for_state(&pool, vacuum.id, "completed").await;
+    wait::wait_for_state(&pool, receipt.id, "completed").await;
+    wait::wait_for_state(&pool, vacuum.id, "completed").await;
     oban.shutdown(Duration::from_secs(5)).await;
 
     let mut lines = outbox.lines.lock().unwrap().clone();
@@ -232,7 +233,7 @@ async fn a_job_inserted_by_plain_sql_in_obans_format_is_run_by_its_macro_worker(
     .unwrap();
     let oban = start(&pool).await;
 
-    let job = common::wait_for_state(&pool, id, "completed").await;
+    let job = wait::wait_for_state(&pool, id, "completed").await;
     assert_eq!(job.attempt, 1);
     // The missing `note` key decoded as `None`, as it would for an `Option` field under serde.
     assert_eq!(
@@ -258,7 +259,7 @@ async fn args_that_do_not_decode_discard_the_job() {
     .unwrap();
     let oban = start(&pool).await;
 
-    let job = common::wait_for_state(&pool, id, "discarded").await;
+    let job = wait::wait_for_state(&pool, id, "discarded").await;
     assert_eq!(job.errors.len(), 1, "{:?}", job.errors);
     assert!(
         job.errors[0].error.contains("SendReceipt"),
@@ -277,7 +278,7 @@ async fn an_error_returned_by_the_fn_is_kept_as_the_attempts_error() {
         .insert(&oban)
         .await
         .unwrap();
-    let job = common::wait_for_state(&pool, job.id, "discarded").await;
+    let job = wait::wait_for_state(&pool, job.id, "discarded").await;
     assert_eq!(job.max_attempts, 1);
     assert_eq!(job.errors.len(), 1);
     assert!(

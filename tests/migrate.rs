@@ -4,6 +4,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::wait;
 use oban::{JobContext, JobError, JobState, Oban, Outcome, Worker};
 use serde::{Deserialize, Serialize};
 use sqlx::{Executor, PgPool};
@@ -174,7 +175,7 @@ async fn run_existing_job(pool: &PgPool) -> oban::Job {
         .fetch_one(pool)
         .await
         .unwrap();
-    let job = common::wait_for_state(pool, id, "completed").await;
+    let job = wait::wait_for_state(pool, id, "completed").await;
     oban.shutdown(Duration::from_secs(1)).await;
     job
 }

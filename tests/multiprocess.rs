@@ -4,9 +4,11 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
+use std::time::Duration;
 
+use common::process::{this_test, ChildGuard};
+use common::wait::wait_until_every;
 use oban::{JobContext, JobError, NewJob, Oban, Outcome, Worker};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -20,7 +22,7 @@ struct Work {
 impl Worker for Work {
     const NAME: &'static str = "Test.Work";
     async fn perform(self, ctx: JobContext) -> Result<Outcome, JobError> {
-        // Long enough that a killed node always has jobs in flight.
+        // The job's work, long enough that a killed node always has jobs in flight.
         tokio::time::sleep(Duration::from_millis(5 + (self.n % 20) as u64)).await;
         let _ = ctx.job().id;
         Ok(Outcome::Complete)
@@ -50,26 +52,28 @@ async fn child_node() {
         .start()
         .await
         .expect("child node starts");
-    // Run until killed.
-    tokio::time::sleep(Duration::from_secs(600)).await;
+    // Run until killed, or until the parent test is gone even if it could not kill us (its end
+    // of our stdin closes), and at most 10 minutes.
+    let (gone, parent_gone) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+        let _ = gone.send(());
+    });
+    let _ = tokio::time::timeout(Duration::from_secs(600), parent_gone).await;
     oban.shutdown(Duration::from_secs(1)).await;
 }
 
-fn spawn_node(url: &str, node: &str) -> Child {
-    Command::new(std::env::current_exe().expect("test binary"))
-        .args([
-            "child_node",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("OBAN_CHILD_URL", url)
-        .env("OBAN_CHILD_NODE", node)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn a node process")
+/// A node process, killed when the guard drops (when the test ends, whether or not it passed).
+fn spawn_node(url: &str, node: &str) -> ChildGuard {
+    ChildGuard::spawn(
+        node,
+        this_test("child_node")
+            .env("OBAN_CHILD_URL", url)
+            .env("OBAN_CHILD_NODE", node)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
 }
 
 async fn completed(pool: &PgPool) -> i64 {
@@ -88,13 +92,8 @@ async fn leader(pool: &PgPool) -> Option<String> {
     .unwrap()
 }
 
-async fn wait_for(what: &str, limit: Duration, mut check: impl AsyncFnMut() -> bool) {
-    let started = Instant::now();
-    while !check().await {
-        assert!(started.elapsed() < limit, "{what} within {limit:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+/// How often the test polls the database: counting 10,000 rows is not free.
+const POLL: Duration = Duration::from_millis(50);
 
 #[tokio::test]
 async fn nodes_share_work_survive_sigkill_and_replace_the_leader() {
@@ -107,59 +106,64 @@ async fn nodes_share_work_survive_sigkill_and_replace_the_leader() {
         .collect();
     oban::insert_all(&pool, jobs).await.unwrap();
 
-    let mut nodes: Vec<(String, Child)> = ["n1", "n2", "n3"]
+    let mut nodes: Vec<ChildGuard> = ["n1", "n2", "n3"]
         .iter()
-        .map(|n| (n.to_string(), spawn_node(&url, n)))
+        .map(|n| spawn_node(&url, n))
         .collect();
 
     // Kill a node that is not the leader while it has jobs in flight.
-    wait_for(
+    wait_until_every(
         "a third of the jobs",
         Duration::from_secs(120),
+        POLL,
         async || completed(&pool).await >= 3_000,
     )
     .await;
     let current = leader(&pool).await.expect("a leader");
-    let victim = nodes.iter().position(|(n, _)| *n != current).unwrap();
+    let victim = nodes.iter().position(|n| n.name() != current).unwrap();
     let in_flight: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM oban_jobs WHERE state = 'executing' AND attempted_by[1] = $1",
     )
-    .bind(&nodes[victim].0)
+    .bind(nodes[victim].name())
     .fetch_one(&pool)
     .await
     .unwrap();
-    let (victim_name, mut child) = nodes.remove(victim);
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    let victim = nodes.remove(victim);
+    let victim_name = victim.name().to_owned();
+    victim.kill(); // SIGKILL
 
     // Kill the leader too; one of the others takes over.
-    wait_for(
+    wait_until_every(
         "two thirds of the jobs",
         Duration::from_secs(120),
+        POLL,
         async || completed(&pool).await >= 6_000,
     )
     .await;
     let current = leader(&pool).await.expect("a leader");
     let at = nodes
         .iter()
-        .position(|(n, _)| *n == current)
+        .position(|n| n.name() == current)
         .expect("the leader is a live node");
-    let (old_leader, mut child) = nodes.remove(at);
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let survivor = nodes[0].0.clone();
-    wait_for("the survivor leads", Duration::from_secs(10), async || {
-        leader(&pool).await.as_deref() == Some(survivor.as_str())
-    })
+    nodes.remove(at).kill();
+    let survivor = nodes[0].name().to_owned();
+    wait_until_every(
+        "the survivor to lead",
+        Duration::from_secs(10),
+        POLL,
+        async || leader(&pool).await.as_deref() == Some(survivor.as_str()),
+    )
     .await;
 
-    wait_for("all jobs completed", Duration::from_secs(180), async || {
-        completed(&pool).await == 10_000
-    })
+    wait_until_every(
+        "all jobs to complete",
+        Duration::from_secs(180),
+        POLL,
+        async || completed(&pool).await == 10_000,
+    )
     .await;
-    for (_, mut child) in nodes {
-        child.kill().unwrap();
-        child.wait().unwrap();
+    for node in nodes {
+        node.kill();
     }
 
     let (total, done, rescued): (i64, i64, i64) = sqlx::query_as(
@@ -187,5 +191,4 @@ async fn nodes_share_work_survive_sigkill_and_replace_the_leader() {
             .await
             .unwrap();
     assert_eq!(by_node.len(), 3, "all three nodes worked: {by_node:?}");
-    let _ = old_leader;
 }

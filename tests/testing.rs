@@ -146,6 +146,7 @@ async fn manual_mode_inserts_but_never_runs() {
     let pool = common::test_pool().await;
     let oban = manual(&pool).await;
     let job = JobBuilder::new(greet("ok")).insert(&oban).await.unwrap();
+    // Not synchronisation: a window in which a node that was not in manual mode would run it.
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     assert_eq!(
         common::fetch_job(&pool, job.id).await.state,
@@ -255,6 +256,8 @@ async fn assert_enqueued_can_wait_for_another_task() {
     let oban = manual(&pool).await;
     let inserter = oban.clone();
     tokio::spawn(async move {
+        // Not synchronisation: the insert comes after `assert_enqueued` below started looking,
+        // which is what is tested.
         tokio::time::sleep(Duration::from_millis(300)).await;
         JobBuilder::new(greet("late"))
             .insert(&inserter)

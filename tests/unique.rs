@@ -6,6 +6,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
+use common::wait;
 use oban::{
     JobBuilder, JobContext, JobError, JobState, NewJob, Oban, Outcome, ReplaceField, UniqueField,
     UniqueOptions, UniqueStates, UniqueTimestamp, Worker, WorkerOptions,
@@ -301,7 +302,7 @@ async fn run_to(pool: &PgPool, builder: JobBuilder<Ends>, state: &str) -> i64 {
         .unwrap();
     let job = builder.insert(&oban).await.unwrap();
     assert!(!job.conflict);
-    common::wait_for_state(pool, job.id, state).await;
+    wait::wait_for_state(pool, job.id, state).await;
     oban.shutdown(Duration::from_secs(1)).await;
     job.id
 }

@@ -1,10 +1,11 @@
-//! Shared helpers for integration tests: an isolated, migrated PostgreSQL database per test.
+//! Shared helpers for integration tests: an isolated, migrated PostgreSQL database per test,
+//! bounded waits (`wait`), child processes that cannot outlive their test (`process`).
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
+pub mod process;
 pub mod proxy;
+pub mod wait;
 pub mod workers;
-
-use std::time::{Duration, Instant};
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
@@ -65,57 +66,6 @@ pub async fn test_pool() -> PgPool {
     let (pool, _) = empty_database().await;
     oban::migrate(&pool).await.expect("migrate");
     pool
-}
-
-/// Polls until job `id` is in `state` (10 s at most), returning the job.
-pub async fn wait_for_state(pool: &PgPool, id: i64, state: &str) -> oban::Job {
-    wait_for_state_within(pool, id, state, Duration::from_secs(10)).await
-}
-
-/// Polls until job `id` is in `state`, at most `limit`.
-pub async fn wait_for_state_within(
-    pool: &PgPool,
-    id: i64,
-    state: &str,
-    limit: Duration,
-) -> oban::Job {
-    let started = Instant::now();
-    loop {
-        let current: Option<String> =
-            sqlx::query_scalar("SELECT state::text FROM oban_jobs WHERE id = $1")
-                .bind(id)
-                .fetch_optional(pool)
-                .await
-                .expect("query job state");
-        if current.as_deref() == Some(state) {
-            return fetch_job(pool, id).await;
-        }
-        assert!(
-            started.elapsed() < limit,
-            "job {id} did not reach state `{state}` within {limit:?}; it is {current:?}: {:?}",
-            fetch_job(pool, id).await
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Polls until `sql` (a `SELECT count(*)`) returns `expected`, at most `limit`.
-pub async fn wait_for_count(pool: &PgPool, sql: &str, expected: i64, limit: Duration) {
-    let started = Instant::now();
-    loop {
-        let count: i64 = sqlx::query_scalar(sql)
-            .fetch_one(pool)
-            .await
-            .expect("count query");
-        if count == expected {
-            return;
-        }
-        assert!(
-            started.elapsed() < limit,
-            "`{sql}` is {count}, expected {expected} within {limit:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }
 
 /// The job row through the public API.

@@ -15,6 +15,7 @@ impl Worker for Nap {
     const NAME: &'static str = "Test.Nap";
 
     async fn perform(self, _ctx: JobContext) -> Result<Outcome, JobError> {
+        // The job's work: a job that takes time.
         tokio::time::sleep(Duration::from_millis(self.ms)).await;
         Ok(Outcome::Complete)
     }

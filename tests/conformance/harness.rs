@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use oban::engine::Engine;
 use oban::engines::postgres::PostgresEngine;
@@ -11,7 +11,7 @@ use oban::engines::sqlite::{self, SqliteEngine};
 use oban::{Job, JobFilter, JobState, NewJob};
 use sqlx::{PgPool, SqlitePool};
 
-use crate::common;
+use crate::common::{self, wait};
 
 /// The engine a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,36 +163,12 @@ impl Db {
 
     /// Polls until job `id` is in `state` (15 s at most).
     pub async fn wait_for_state(&self, id: i64, state: JobState) -> Job {
-        let started = Instant::now();
-        loop {
-            let job = self.job(id).await;
-            if job.state == state {
-                return job;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(15),
-                "{:?}: job {id} did not reach {state} within 15 s: {job:?}",
-                self.kind
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait::wait_for_job_state(&*self.engine, id, state, Duration::from_secs(15)).await
     }
 
     /// Polls until `filter` matches `expected` jobs.
     pub async fn wait_for_count(&self, filter: JobFilter, expected: usize, limit: Duration) {
-        let started = Instant::now();
-        loop {
-            let count = self.count(filter.clone()).await;
-            if count == expected {
-                return;
-            }
-            assert!(
-                started.elapsed() < limit,
-                "{:?}: {count} jobs match {filter:?}, expected {expected} within {limit:?}",
-                self.kind
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        wait::wait_for_job_count(&*self.engine, &filter, expected, limit).await;
     }
 }
 
@@ -213,14 +189,5 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Polls `check` every 20 ms until it holds, failing after `limit`.
-pub async fn wait_until(what: &str, limit: Duration, mut check: impl AsyncFnMut() -> bool) {
-    let started = Instant::now();
-    while !check().await {
-        assert!(started.elapsed() < limit, "{what} within {limit:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -10,3 +10,23 @@ pub(crate) mod lifeline;
 pub(crate) mod pruner;
 pub(crate) mod reindexer;
 pub(crate) mod stager;
+
+use std::future::Future;
+
+use crate::engine::StopSignal;
+
+/// Runs `work` (a statement, a pass) unless the node stops first: then `work` is dropped where it
+/// stands and `None` comes back. Every maintenance pass is a transaction of its own, so a dropped
+/// one is rolled back or, when the database already ran it to the end, simply done; nothing is
+/// left half-way. (A `REINDEX CONCURRENTLY` whose client went away runs on to completion on the
+/// server.)
+pub(crate) async fn until_stopped<T>(
+    stop: &mut StopSignal,
+    work: impl Future<Output = T>,
+) -> Option<T> {
+    tokio::select! {
+        biased;
+        _ = stop.wait_for(Option::is_some) => None,
+        done = work => Some(done),
+    }
+}

@@ -30,3 +30,28 @@ pub(crate) async fn until_stopped<T>(
         done = work => Some(done),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::until_stopped;
+
+    #[tokio::test]
+    async fn a_pass_in_flight_is_dropped_when_the_node_stops() {
+        let (stop, mut rx) = tokio::sync::watch::channel(None);
+        let pass = until_stopped(&mut rx, std::future::pending::<()>());
+        let stopper = async {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            let _ = stop.send(Some(tokio::time::Instant::now()));
+        };
+        let (done, ()) = tokio::time::timeout(Duration::from_secs(2), async {
+            tokio::join!(pass, stopper)
+        })
+        .await
+        .expect("the stop ends the pass");
+        assert_eq!(done, None);
+        // Once stopped, no pass starts.
+        assert_eq!(until_stopped(&mut rx, async { 1 }).await, None);
+    }
+}

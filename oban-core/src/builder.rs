@@ -1,27 +1,29 @@
 //! [`Builder`]: a node's configuration, its defaults, and [`Builder::start`], which checks the
 //! configuration, opens the database and starts the node's tasks.
 
-use std::collections::HashSet;
 use std::mem;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use sqlx::postgres::PgPool;
 use sqlx::sqlite::SqlitePool;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+
+mod check;
+
+use check::{default_node, Checked, Schedule};
 
 use crate::control;
 use crate::cron::{CronEntry, CronScheduler};
 use crate::engine::Engine;
 use crate::engines::inline::InlineEngine;
 use crate::engines::pool::{self, DbPool};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::maintenance::leader::{LeaderConfig, Leadership};
 use crate::maintenance::{cron, leader, lifeline, pruner, reindexer, stager};
-use crate::new_job::{IntoNewJob, NewJob};
+use crate::new_job::IntoNewJob;
 use crate::node::{Oban, Shared, Tasks};
 use crate::queue::completer::Completer;
 use crate::registry::{Registry, WorkerRegistration};
@@ -130,8 +132,9 @@ impl Builder {
         self
     }
 
-    /// Names this node (default: host name and process id). Node names must be unique among
-    /// the nodes sharing a database: leadership and `attempted_by` go by them.
+    /// Names this node (default: host name and process id, then `-2`, `-3`, ... for further
+    /// nodes started in the same process). Node names must be unique among the nodes sharing a
+    /// database: leadership and `attempted_by` go by them.
     pub fn node(mut self, node: impl Into<String>) -> Self {
         self.node = Some(node.into());
         self
@@ -183,7 +186,7 @@ impl Builder {
         self
     }
 
-    /// How often a queue looks for jobs without being woken (default 1 s).
+    /// How often a queue looks for jobs without being woken (default 1 s; 1 ms to a year).
     ///
     /// A busy queue fetches after the position its last full batch ended at, which skips the
     /// dead index entries that earlier fetches leave at the head of the queue. Every wake-up (an
@@ -196,40 +199,47 @@ impl Builder {
     }
 
     /// While a queue has jobs running, how long freed slots may accumulate before it fetches
-    /// again (default 5 ms): fewer, larger fetches under load. An idle queue fetches at once.
+    /// again (default 5 ms, at most a minute): fewer, larger fetches under load. An idle queue
+    /// fetches at once.
     pub fn dispatch_cooldown(mut self, cooldown: Duration) -> Self {
         self.dispatch_cooldown = cooldown;
         self
     }
 
-    /// How often scheduled and retryable jobs are made available (default 1 s).
+    /// How often scheduled and retryable jobs are made available (default 1 s; 1 ms to a year).
     pub fn stage_interval(mut self, interval: Duration) -> Self {
         self.stage_interval = interval;
         self
     }
 
-    /// How often producers record that they are alive (default 15 s).
+    /// How often producers record that they are alive (default 15 s; at least 1 ms and at most
+    /// half the rescue age of [`rescue`](Self::rescue), so that one late heartbeat does not get
+    /// live jobs rescued and run twice).
     pub fn heartbeat_interval(mut self, interval: Duration) -> Self {
         self.heartbeat_interval = interval;
         self
     }
 
     /// Lifeline: how often to look for orphaned jobs (default 60 s) and how long a producer may
-    /// stay silent before its executing jobs are rescued (default 60 s).
+    /// stay silent before its executing jobs are rescued (default 60 s). The interval lies
+    /// between 1 ms and a year; `after` is at least twice the
+    /// [`heartbeat_interval`](Self::heartbeat_interval), and `Duration::MAX` never rescues.
     pub fn rescue(mut self, interval: Duration, after: Duration) -> Self {
         self.rescue_interval = interval;
         self.rescue_after = after;
         self
     }
 
-    /// How long leadership lasts without renewal (default 30 s; renewed every third of it).
+    /// How long leadership lasts without renewal (default 30 s; renewed every third of it;
+    /// 300 ms to a day).
     pub fn leader_ttl(mut self, ttl: Duration) -> Self {
         self.leader_ttl = ttl;
         self
     }
 
     /// Deletes completed, cancelled and discarded jobs older than `max_age` (default one day),
-    /// checking every `interval` (default 30 s). `None` keeps them forever.
+    /// checking every `interval` (default 30 s; 1 ms to a year). `None` (or `Duration::MAX`)
+    /// keeps them forever.
     pub fn prune(mut self, max_age: Option<Duration>, interval: Duration) -> Self {
         self.prune_max_age = max_age;
         self.prune_interval = interval;
@@ -262,7 +272,9 @@ impl Builder {
     /// # Errors
     /// A database that cannot be reached, two workers with one stored name, a worker whose
     /// `State<T>` was not registered, a queue declared twice or with limit 0, a bad cron
-    /// expression or time zone.
+    /// expression or time zone, an interval of zero or of more than a year, a heartbeat longer
+    /// than half the rescue age, a leader TTL outside 300 ms to a day, a dispatch cooldown over
+    /// a minute. Each error names the option and what to do.
     pub async fn start(mut self) -> Result<Oban> {
         let Checked {
             registry,
@@ -297,90 +309,8 @@ impl Builder {
     }
 }
 
-/// When the reindexer runs: a parsed UTC cron schedule.
-type Schedule = Box<dyn Fn(DateTime<Utc>) -> bool + Send + Sync>;
-
-/// What `start` works out from the configuration before it touches the database.
-struct Checked {
-    registry: Registry,
-    cron: Vec<CronEntry>,
-    reindex_due: Option<Schedule>,
-}
-
 // The steps of `start`, in order.
 impl Builder {
-    /// Every check that needs no database, in the order their errors are reported: workers and
-    /// their state, queues, cron entries, the reindex schedule, the leader TTL.
-    fn check_config(&mut self) -> Result<Checked> {
-        let registry = self.build_registry()?;
-        self.check_queues()?;
-        let cron = self.build_cron(&registry)?;
-        let reindex_due = self
-            .reindex
-            .as_deref()
-            .map(crate::cron::utc_schedule)
-            .transpose()?
-            .map(|due| Box::new(due) as Schedule);
-        if self.leader_ttl < Duration::from_millis(300) {
-            return Err(Error::Config("leader_ttl must be at least 300 ms".into()));
-        }
-        Ok(Checked {
-            registry,
-            cron,
-            reindex_due,
-        })
-    }
-
-    /// The `#[worker]`s linked in plus those registered by hand, each with its state present.
-    fn build_registry(&mut self) -> Result<Registry> {
-        let mut registry = Registry::discover()?;
-        for registration in mem::take(&mut self.manual) {
-            registry.add(registration)?;
-        }
-        registry.check_state(&self.state)?;
-        Ok(registry)
-    }
-
-    /// Queue names of 1 to 127 characters, limits of at least 1, no queue twice.
-    fn check_queues(&self) -> Result<()> {
-        let mut seen = HashSet::new();
-        for (queue, limit) in &self.queues {
-            if queue.is_empty() || queue.chars().count() >= 128 {
-                return Err(Error::Config(format!(
-                    "queue name `{queue}` must be 1 to 127 characters"
-                )));
-            }
-            if *limit == 0 {
-                return Err(Error::Config(format!(
-                    "queue `{queue}` has limit 0; give it at least 1"
-                )));
-            }
-            if !seen.insert(queue.clone()) {
-                return Err(Error::Config(format!("queue `{queue}` is declared twice")));
-            }
-        }
-        Ok(())
-    }
-
-    /// The builder's cron entries, then those of `#[worker(cron = ..)]`.
-    fn build_cron(&mut self, registry: &Registry) -> Result<Vec<CronEntry>> {
-        let mut cron: Vec<CronEntry> = mem::take(&mut self.cron)
-            .into_iter()
-            .collect::<Result<_>>()?;
-        for registration in registry.iter() {
-            for (expression, timezone) in registration.cron() {
-                let options = registration.options();
-                let mut job = NewJob::new(registration.name(), serde_json::json!({}))
-                    .queue(options.queue)
-                    .priority(options.priority)
-                    .max_attempts(options.max_attempts);
-                job.tags = options.tags.iter().map(|t| (*t).to_owned()).collect();
-                cron.push(CronEntry::new(expression, job)?.timezone(timezone)?);
-            }
-        }
-        Ok(cron)
-    }
-
     /// The engine: the inline one in inline testing mode (no pool), else one on the configured
     /// pool, opened and migrated as asked.
     async fn open_engine(
@@ -540,7 +470,7 @@ impl Builder {
             )));
         }
         if !cron.is_empty() {
-            let catch_up = self.leader_ttl + Duration::from_secs(60);
+            let catch_up = self.leader_ttl.saturating_add(Duration::from_secs(60));
             tasks.push(tokio::spawn(cron::run(
                 Arc::clone(engine),
                 Arc::clone(leadership),
@@ -570,19 +500,4 @@ impl std::fmt::Debug for Builder {
             .field("node", &self.node)
             .finish_non_exhaustive()
     }
-}
-
-/// The host name and process id.
-fn default_node() -> String {
-    let host = std::env::var("HOSTNAME")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .or_else(|| {
-            std::fs::read_to_string("/etc/hostname")
-                .ok()
-                .map(|h| h.trim().to_owned())
-                .filter(|h| !h.is_empty())
-        })
-        .unwrap_or_else(|| "oban".to_owned());
-    format!("{host}-{}", std::process::id())
 }

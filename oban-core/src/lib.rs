@@ -16,6 +16,7 @@
 
 pub mod backoff;
 mod builder;
+mod clock;
 mod control;
 pub mod cron;
 pub mod engine;

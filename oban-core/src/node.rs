@@ -81,6 +81,9 @@ pub(crate) struct Shared {
     pub(crate) stop: StopSignal,
 }
 
+/// How long a completer told to give up may take to notice before it is aborted.
+const GIVE_UP_WAIT: Duration = Duration::from_millis(250);
+
 /// A running queue's producer.
 pub(crate) struct ProducerHandle {
     pub(crate) control: mpsc::UnboundedSender<Control>,
@@ -302,14 +305,31 @@ impl Oban {
     /// Stops the node: no new fetches, running jobs get `grace` to finish, whatever is still
     /// running then is stopped and made available again (its attempt given back), leadership is
     /// handed over, and every outcome is recorded before this returns. Calling it twice is
-    /// harmless.
+    /// harmless; any `grace` is accepted, `Duration::MAX` waiting for running jobs however long
+    /// they take.
+    ///
+    /// Returns within `grace` plus [`SHUTDOWN_MARGIN`](Self::SHUTDOWN_MARGIN) (5 s) plus a
+    /// quarter of a second, whatever the database does:
+    /// - the maintenance services (stager, lifeline, pruner, reindexer, cron) and the election
+    ///   drop the statement they are running as soon as the stop begins (each is a transaction
+    ///   of its own: rolled back, or done if the database already finished it; a
+    ///   `REINDEX CONCURRENTLY` runs on to completion on the server);
+    /// - a fetch in flight gets until the end of `grace`; one still running then is abandoned,
+    ///   and the jobs it claims if its statement commits later are left to the lifeline, which
+    ///   rescues them once this producer's heartbeat is older than the rescue age (the producer
+    ///   keeps its heartbeat row for that);
+    /// - outcomes and the clean-up statements (resigning, removing heartbeats) get until
+    ///   `grace` + `SHUTDOWN_MARGIN`; a task still running then is aborted, and outcomes not yet
+    ///   recorded are left to the lifeline (logged with their job ids).
     pub async fn shutdown(&self, grace: Duration) {
         let Some(tasks) = self.inner.tasks.lock().expect("tasks lock").take() else {
             return;
         };
         let shared = &self.inner.shared;
-        let deadline = tokio::time::Instant::now() + grace;
+        let deadline = crate::clock::after(grace);
         let _ = self.inner.stop.send(Some(deadline));
+        // Everything is over by then, recorded or not.
+        let hard_deadline = crate::clock::saturating_add(deadline, Self::SHUTDOWN_MARGIN);
         // Producers keep their control channel open until they are done: a closed one means
         // "stop at once".
         let producers: Vec<ProducerHandle> = shared
@@ -331,24 +351,42 @@ impl Oban {
             controls.push(producer.control);
             handles.push(producer.task);
         }
-        for handle in handles.into_iter().chain(retired).chain(tasks.background) {
-            let _ = handle.await;
+        for mut handle in handles.into_iter().chain(retired).chain(tasks.background) {
+            if tokio::time::timeout_at(hard_deadline, &mut handle)
+                .await
+                .is_err()
+            {
+                tracing::warn!(node = %shared.node, "a task outlived the shutdown margin; aborting it");
+                handle.abort();
+                let _ = handle.await;
+            }
         }
         drop(controls);
         drop(shared.completer.lock().expect("completer lock").take());
-        // Outcomes get the grace period plus a little to reach the database, then are left to
-        // the lifeline of another node.
+        // Outcomes get the grace period plus the margin to reach the database, then are left
+        // to the lifeline of another node.
         let mut completer_task = tasks.completer_task;
-        let ack_deadline = deadline.max(tokio::time::Instant::now()) + Duration::from_secs(5);
-        if tokio::time::timeout_at(ack_deadline, &mut completer_task)
+        if tokio::time::timeout_at(hard_deadline, &mut completer_task)
             .await
             .is_err()
         {
             let _ = tasks.give_up.send(true);
-            let _ = completer_task.await;
+            // The completer gives up between attempts; one stuck in a statement is aborted.
+            if tokio::time::timeout(GIVE_UP_WAIT, &mut completer_task)
+                .await
+                .is_err()
+            {
+                tracing::error!(node = %shared.node, "recording job outcomes is stuck; abandoning them to the lifeline");
+                completer_task.abort();
+                let _ = completer_task.await;
+            }
         }
         tracing::info!(node = %shared.node, "oban stopped");
     }
+
+    /// How long [`shutdown`](Self::shutdown) waits past its `grace` for outcomes to be recorded
+    /// and for the node's tasks to clean up, before it abandons them.
+    pub const SHUTDOWN_MARGIN: Duration = Duration::from_secs(5);
 
     /// Waits for Ctrl-C or SIGTERM, then shuts down with `grace` (for worker binaries).
     pub async fn shutdown_on_signal(&self, grace: Duration) {

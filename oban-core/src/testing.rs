@@ -327,7 +327,7 @@ pub async fn all_enqueued(oban: &Oban, expected: &Enqueued) -> Result<Vec<Job>> 
 /// # Panics
 /// When no job matches (within the `within` limit, if given).
 pub async fn assert_enqueued(oban: &Oban, expected: Enqueued) -> Job {
-    let deadline = tokio::time::Instant::now() + expected.wait.unwrap_or_default();
+    let deadline = crate::clock::after(expected.wait.unwrap_or_default());
     loop {
         let found = all_enqueued(oban, &expected)
             .await
@@ -348,7 +348,7 @@ pub async fn assert_enqueued(oban: &Oban, expected: Enqueued) -> Job {
 /// # Panics
 /// When a job matches; the message shows it.
 pub async fn refute_enqueued(oban: &Oban, expected: Enqueued) {
-    let deadline = tokio::time::Instant::now() + expected.wait.unwrap_or_default();
+    let deadline = crate::clock::after(expected.wait.unwrap_or_default());
     loop {
         let found = all_enqueued(oban, &expected)
             .await

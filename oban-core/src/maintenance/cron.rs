@@ -7,6 +7,7 @@ use chrono::Utc;
 use crate::cron::{until_next_minute, CronScheduler};
 use crate::engine::{Engine, StopSignal};
 use crate::maintenance::leader::Leadership;
+use crate::maintenance::until_stopped;
 
 /// Runs `scheduler` at every minute this node leads; forgets its place when it does not.
 pub(crate) async fn run(
@@ -17,7 +18,12 @@ pub(crate) async fn run(
 ) {
     loop {
         if leadership.is_leader() {
-            match scheduler.run_at(&*engine, Utc::now()).await {
+            let Some(inserted) =
+                until_stopped(&mut stop, scheduler.run_at(&*engine, Utc::now())).await
+            else {
+                return;
+            };
+            match inserted {
                 Ok(0) => {}
                 Ok(inserted) => tracing::debug!(inserted, "inserted cron jobs"),
                 Err(error) => tracing::warn!(%error, "inserting cron jobs failed"),

@@ -15,6 +15,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::engine::{Engine, StopSignal};
+use crate::maintenance::until_stopped;
 use crate::notifier::Channel;
 
 /// The leadership key shared with Elixir Oban nodes (`inspect(Oban)`).
@@ -42,6 +43,9 @@ impl Leadership {
     }
 }
 
+/// How long a stopping leader tries to resign before it leaves the row to expire.
+const RESIGN_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// How leadership is held.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct LeaderConfig {
@@ -58,7 +62,12 @@ pub(crate) async fn run(
 ) {
     let renew = config.ttl / 3;
     loop {
-        run_once(&*engine, &node, &leadership, config).await;
+        if until_stopped(&mut stop, run_once(&*engine, &node, &leadership, config))
+            .await
+            .is_none()
+        {
+            break;
+        }
         tokio::select! {
             () = tokio::time::sleep(renew) => {}
             () = leadership.elect_now.notified() => {}
@@ -67,15 +76,28 @@ pub(crate) async fn run(
     }
     if leadership.is_leader() {
         leadership.set(None);
-        if let Err(error) = engine.leader_resign(LEADER_NAME, &node).await {
-            tracing::warn!(%error, "could not resign leadership; another node takes over after the TTL");
-        } else if let Err(error) = engine
-            .notify(Channel::Leader, json!({ "down": LEADER_NAME }))
-            .await
-        {
-            tracing::debug!(%error, "could not announce the resignation");
+        // Bounded: shutdown waits for this task.
+        let resigned: Result<crate::error::Result<()>, _> =
+            tokio::time::timeout(RESIGN_TIMEOUT, async {
+                engine.leader_resign(LEADER_NAME, &node).await?;
+                if let Err(error) = engine
+                    .notify(Channel::Leader, json!({ "down": LEADER_NAME }))
+                    .await
+                {
+                    tracing::debug!(%error, "could not announce the resignation");
+                }
+                Ok(())
+            })
+            .await;
+        match resigned {
+            Ok(Ok(())) => tracing::info!(node = %node, "resigned leadership"),
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "could not resign leadership; another node takes over after the TTL");
+            }
+            Err(_) => {
+                tracing::warn!(timeout = ?RESIGN_TIMEOUT, "resigning leadership timed out; another node takes over after the TTL");
+            }
         }
-        tracing::info!(node = %node, "resigned leadership");
     }
 }
 
@@ -90,7 +112,7 @@ pub(crate) async fn run_once(
     let started = Instant::now();
     match engine.leader_elect(LEADER_NAME, node, config.ttl).await {
         Ok(true) => {
-            leadership.set(Some(started + config.ttl));
+            leadership.set(Some(crate::clock::saturating_add(started, config.ttl)));
             if !was {
                 tracing::info!(node = %node, "became leader");
             }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::engine::{Engine, StopSignal};
 use crate::error::Result;
 use crate::maintenance::leader::Leadership;
+use crate::maintenance::until_stopped;
 
 /// When a job counts as orphaned.
 #[derive(Debug, Clone, Copy)]
@@ -44,7 +45,10 @@ pub(crate) async fn run(
         if !leadership.is_leader() {
             continue;
         }
-        match run_once(&*engine, &config).await {
+        let Some(rescued) = until_stopped(&mut stop, run_once(&*engine, &config)).await else {
+            return;
+        };
+        match rescued {
             Ok(0) => {}
             Ok(rescued) => tracing::warn!(
                 rescued,

@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::engine::{Engine, StopSignal};
 use crate::error::Result;
 use crate::maintenance::leader::Leadership;
+use crate::maintenance::until_stopped;
 
 /// What is pruned, and how fast.
 #[derive(Debug, Clone, Copy)]
@@ -28,7 +29,8 @@ pub(crate) async fn run_once(engine: &dyn Engine, config: &PrunerConfig) -> Resu
     }
 }
 
-/// Prunes every `interval` while this node leads.
+/// Prunes every `interval` while this node leads, until the node stops (a pass in flight then
+/// is dropped).
 pub(crate) async fn run(
     engine: Arc<dyn Engine>,
     leadership: Arc<Leadership>,
@@ -43,7 +45,10 @@ pub(crate) async fn run(
         if !leadership.is_leader() {
             continue;
         }
-        match run_once(&*engine, &config).await {
+        let Some(pruned) = until_stopped(&mut stop, run_once(&*engine, &config)).await else {
+            return;
+        };
+        match pruned {
             Ok(0) => {}
             Ok(pruned) => tracing::debug!(pruned, "pruned finished jobs"),
             Err(error) => tracing::warn!(%error, "pruning failed"),

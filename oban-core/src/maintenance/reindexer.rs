@@ -8,8 +8,10 @@ use chrono::Utc;
 use crate::cron::{floor_minute, until_next_minute};
 use crate::engine::{Engine, StopSignal};
 use crate::maintenance::leader::Leadership;
+use crate::maintenance::until_stopped;
 
-/// Reindexes at the minutes `due` says, while this node leads.
+/// Reindexes at the minutes `due` says, while this node leads, until the node stops (a reindex
+/// in flight then is dropped: see [`until_stopped`]).
 pub(crate) async fn run(
     engine: Arc<dyn Engine>,
     leadership: Arc<Leadership>,
@@ -23,8 +25,13 @@ pub(crate) async fn run(
         }
         if leadership.is_leader() && due(floor_minute(Utc::now())) {
             tracing::info!("reindexing oban_jobs");
-            if let Err(error) = engine.schema_reindex().await {
-                tracing::warn!(%error, "reindexing failed");
+            match until_stopped(&mut stop, engine.schema_reindex()).await {
+                None => {
+                    tracing::info!("node stopping: reindexing abandoned");
+                    return;
+                }
+                Some(Err(error)) => tracing::warn!(%error, "reindexing failed"),
+                Some(Ok(())) => {}
             }
         }
     }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::engine::{Engine, StopSignal};
 use crate::error::Result;
 use crate::maintenance::leader::Leadership;
+use crate::maintenance::until_stopped;
 
 /// How often and how much the stager moves.
 #[derive(Debug, Clone, Copy)]
@@ -21,7 +22,7 @@ pub(crate) async fn run_once(engine: &dyn Engine, config: &StagerConfig) -> Resu
 }
 
 /// Stages every `interval` while this node leads, then calls `staged` with the queues that
-/// received jobs.
+/// received jobs; until the node stops (a pass in flight then is dropped).
 pub(crate) async fn run(
     engine: Arc<dyn Engine>,
     leadership: Arc<Leadership>,
@@ -39,11 +40,16 @@ pub(crate) async fn run(
         if !leadership.is_leader() {
             continue;
         }
-        match run_once(&*engine, &config).await {
+        let Some(staged_now) = until_stopped(&mut stop, run_once(&*engine, &config)).await else {
+            return;
+        };
+        match staged_now {
             Ok(queues) if queues.is_empty() => {}
             Ok(queues) => {
                 tracing::debug!(?queues, "staged jobs");
-                staged(queues).await;
+                if until_stopped(&mut stop, staged(queues)).await.is_none() {
+                    return;
+                }
             }
             Err(error) => tracing::warn!(%error, "staging jobs failed"),
         }

@@ -403,9 +403,23 @@ pub(crate) async fn run(mut config: ProducerConfig) {
     // jobs get until the deadline, then the rest are handed back.
     let deadline = deadline.unwrap_or_else(Instant::now);
     tracing::debug!(queue = %config.queue, running = slots.tasks.len(), "producer stopping");
-    while let Some(done) = fetching.join_next().await {
-        if let Ok(Fetched { jobs: Ok(jobs), .. }) = done {
-            slots.claimed.extend(jobs);
+    // A fetch gets until the deadline too. One still running then is abandoned: should its claim
+    // commit later, those jobs are the lifeline's, which rescues them once this producer's
+    // heartbeat row is older than the rescue age; so the row stays.
+    let mut abandoned_fetch = false;
+    while !fetching.is_empty() {
+        tokio::select! {
+            Some(done) = fetching.join_next() => {
+                if let Ok(Fetched { jobs: Ok(jobs), .. }) = done {
+                    slots.claimed.extend(jobs);
+                }
+            }
+            () = tokio::time::sleep_until(deadline) => {
+                tracing::warn!(queue = %config.queue, "a fetch outlived the shutdown deadline; abandoning it (the lifeline rescues what it may claim)");
+                fetching.abort_all();
+                abandoned_fetch = true;
+                break;
+            }
         }
     }
     slots.release_claimed(&config);
@@ -431,6 +445,10 @@ pub(crate) async fn run(mut config: ProducerConfig) {
             job.attempted_at,
             &config.node,
         ));
+    }
+    if abandoned_fetch {
+        tracing::debug!(queue = %config.queue, "producer stopped; its heartbeat row stays for the lifeline");
+        return;
     }
     if let Err(error) = config.engine.producer_delete(uuid).await {
         tracing::warn!(queue = %config.queue, %error, "could not remove the producer's heartbeat row");

@@ -146,7 +146,9 @@ impl Engine for PostgresEngine {
     }
 }
 
-/// A duration in whole milliseconds, as the statements bind it (saturating).
+/// An age in whole milliseconds, as the statements bind it, at most
+/// [`FOREVER`](crate::clock::FOREVER): `now() - $1 * interval '1 millisecond'` (and three times
+/// it) must stay within PostgreSQL's range, so `Duration::MAX` means "forever", not an error.
 fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+    i64::try_from(crate::clock::age(d).as_millis()).unwrap_or(i64::MAX)
 }

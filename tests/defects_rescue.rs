@@ -187,15 +187,15 @@ async fn a_job_whose_claim_is_in_flight_is_not_rescued(kind: Kind) {
         .filter(|job| job.meta.get("rescued").is_some() || job.attempt != 1)
         .count();
     assert_eq!(rescued, 0, "no job of a live producer was rescued");
-    let runs = executions().lock().unwrap();
-    let mine: Vec<u32> = runs
+    let mine: Vec<u32> = executions()
+        .lock()
+        .unwrap()
         .iter()
         .filter(|((r, _), _)| *r == run)
         .map(|(_, n)| *n)
         .collect();
     assert_eq!(mine.len(), count);
     assert!(mine.iter().all(|n| *n == 1), "a job ran twice");
-    drop(runs);
     oban.shutdown(Duration::from_secs(1)).await;
 }
 
@@ -283,3 +283,64 @@ on_both_engines!(
     a_panic_in_a_custom_backoff_spends_the_attempt,
     a_panic_while_decoding_args_spends_the_attempt,
 );
+
+/// The figure for the defaults: how long a claim lost in a live producer's name stays
+/// `executing` with the default heartbeat and rescue intervals. Run on demand:
+/// `cargo test --test defects_rescue -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore = "measures the default intervals, about 10 s"]
+async fn measure_the_rescue_of_a_lost_claim_with_default_settings() {
+    let db = Db::new(Kind::Postgres).await;
+    let oban = db
+        .builder("measure")
+        .queue("lost", 2)
+        .register::<Counted>()
+        .start()
+        .await
+        .unwrap();
+    oban.pause_queue("lost", Nodes::Local).await.unwrap();
+    let producer = wait::poll(
+        "the paused producer's heartbeat",
+        Duration::from_secs(5),
+        Duration::from_millis(20),
+        async || {
+            let producers = db.engine.producer_list(Some("lost")).await.unwrap();
+            producers
+                .into_iter()
+                .find(|p| p.meta["paused"] == true)
+                .ok_or_else(String::new)
+        },
+    )
+    .await;
+    let job = db
+        .insert(
+            JobBuilder::new(Counted {
+                run: "measure".into(),
+            })
+            .queue("lost")
+            .build()
+            .unwrap(),
+        )
+        .await;
+    let by = [producer.node.clone(), producer.uuid.to_string()];
+    let claimed_at = std::time::Instant::now();
+    db.engine
+        .job_fetch_available("lost", 1, &by, None)
+        .await
+        .unwrap();
+    wait::poll(
+        "the rescue",
+        Duration::from_secs(30),
+        Duration::from_millis(10),
+        async || match db.job(job.id).await.state {
+            JobState::Available => Ok(()),
+            state => Err(format!("{state:?}")),
+        },
+    )
+    .await;
+    println!(
+        "lost claim rescued {:?} after it committed (defaults)",
+        claimed_at.elapsed()
+    );
+    oban.shutdown(Duration::from_secs(1)).await;
+}

@@ -80,8 +80,8 @@ impl Default for Builder {
             poll_interval: Duration::from_secs(1),
             dispatch_cooldown: Duration::from_millis(5),
             stage_interval: Duration::from_secs(1),
-            heartbeat_interval: Duration::from_secs(15),
-            rescue_interval: Duration::from_secs(60),
+            heartbeat_interval: Duration::from_secs(5),
+            rescue_interval: Duration::from_secs(5),
             rescue_after: Duration::from_secs(60),
             rescue_unknown_after: Duration::from_secs(3600),
             leader_ttl: Duration::from_secs(30),
@@ -212,17 +212,19 @@ impl Builder {
         self
     }
 
-    /// How often producers record that they are alive (default 15 s; at least 1 ms and at most
-    /// half the rescue age of [`rescue`](Self::rescue), so that one late heartbeat does not get
-    /// live jobs rescued and run twice).
+    /// How often producers record that they are alive and which jobs they hold (default 5 s; at
+    /// least 1 ms and at most half the rescue age of [`rescue`](Self::rescue), so that one late
+    /// heartbeat does not get live jobs rescued and run twice): a job whose claim never reached
+    /// its producer is rescued after at most this plus the rescue interval.
     pub fn heartbeat_interval(mut self, interval: Duration) -> Self {
         self.heartbeat_interval = interval;
         self
     }
 
-    /// Lifeline: how often to look for orphaned jobs (default 60 s) and how long a producer may
-    /// stay silent before its executing jobs are rescued (default 60 s). The interval lies
-    /// between 1 ms and a year; `after` is at least twice the
+    /// Lifeline: how often to look for orphaned jobs (default 5 s) and how long a producer may
+    /// stay silent before its executing jobs are rescued (default 60 s). Each pass also rescues
+    /// jobs a live producer's heartbeat says it does not hold (claimed, but lost before they
+    /// started). The interval lies between 1 ms and a year; `after` is at least twice the
     /// [`heartbeat_interval`](Self::heartbeat_interval), and `Duration::MAX` never rescues.
     pub fn rescue(mut self, interval: Duration, after: Duration) -> Self {
         self.rescue_interval = interval;

@@ -88,9 +88,11 @@ pub trait Engine: Notifier + Peer + Send + Sync + 'static {
     async fn job_stage_due(&self, limit: u32) -> Result<Vec<String>>;
 
     /// Makes `executing` jobs runnable again (or discards them when out of attempts) when the
-    /// producer that fetched them has not heartbeated for `stale_after`, or, for jobs fetched by a
-    /// producer this table never knew (another Oban implementation), when they started more than
-    /// `unknown_after` ago. Returns how many were rescued.
+    /// producer that fetched them has not heartbeated for `stale_after`; when that producer lives
+    /// but its last snapshot (`held_at` later than the job's `attempted_at`) does not list the
+    /// job in `held` (a claim whose rows never reached it; see [`Engine::producer_heartbeat`]);
+    /// or, for jobs fetched by a producer this table never knew (another Oban implementation),
+    /// when they started more than `unknown_after` ago. Returns how many were rescued.
     async fn job_rescue_orphaned(
         &self,
         stale_after: Duration,
@@ -122,6 +124,11 @@ pub trait Engine: Notifier + Peer + Send + Sync + 'static {
     async fn producer_list(&self, queue: Option<&str>) -> Result<Vec<ProducerInfo>>;
 
     /// Records that a producer is alive (upsert of its heartbeat).
+    ///
+    /// When `meta` has a `held` array (the ids the producer holds, taken while no fetch of its
+    /// was in flight), the engine adds `held_at`: the time of this write on the clock that stamps
+    /// `attempted_at` in [`Engine::job_fetch_available`]. A `meta` without `held` keeps the
+    /// previous `held` and `held_at`. [`Engine::job_rescue_orphaned`] relies on both.
     async fn producer_heartbeat(
         &self,
         uuid: uuid::Uuid,

@@ -1,7 +1,14 @@
-//! The lifeline: rescues jobs left `executing` by a node that is gone.
+//! The lifeline: rescues jobs left `executing` by a node that is gone, or lost on their way to
+//! a producer that lives.
 //!
-//! A node is gone when its producers stopped heartbeating; jobs of live nodes are never touched,
-//! however long they run.
+//! A node is gone when its producers stopped heartbeating. A live producer's heartbeat lists
+//! the jobs it holds (`queue/held.rs`): a job claimed before that list was taken and missing
+//! from it never reached the producer (a connection lost while the rows streamed, a row that
+//! did not decode) and is rescued too. Jobs a live producer holds are never touched, however
+//! long they run.
+//!
+//! Every 5 s by default, the same pace as heartbeats, so a lost claim comes back within about
+//! 10 s; the pass reads executing jobs only, through an index, and the producers' rows.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,7 +59,7 @@ pub(crate) async fn run(
             Ok(0) => {}
             Ok(rescued) => tracing::warn!(
                 rescued,
-                "rescued jobs orphaned by a node that stopped heartbeating"
+                "rescued executing jobs that no live producer holds"
             ),
             Err(error) => tracing::warn!(%error, "rescuing orphaned jobs failed"),
         }

@@ -1,7 +1,8 @@
 //! Records attempt outcomes in batches: one statement for the acks that arrive within a short
 //! window (or while the previous statement was in flight), retried until the database takes it.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -21,6 +22,41 @@ const WINDOW: Duration = Duration::from_millis(5);
 #[derive(Debug, Clone)]
 pub(crate) struct Completer {
     tx: mpsc::UnboundedSender<Ack>,
+    unrecorded: Unrecorded,
+}
+
+/// The jobs whose acks are queued or being written: still `executing` in the database, and
+/// still held by the producer that pushed them (its heartbeat reports them, so the lifeline
+/// leaves them alone; see `queue/held.rs`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Unrecorded(Arc<Mutex<HashMap<i64, u32>>>);
+
+impl Unrecorded {
+    fn add(&self, id: i64) {
+        *self.lock().entry(id).or_insert(0) += 1;
+    }
+
+    fn remove(&self, ids: impl Iterator<Item = i64>) {
+        let mut map = self.lock();
+        for id in ids {
+            if let Some(count) = map.get_mut(&id) {
+                *count -= 1;
+                if *count == 0 {
+                    map.remove(&id);
+                }
+            }
+        }
+    }
+
+    /// Whether an ack of job `id` is still to be written.
+    pub(crate) fn contains(&self, id: i64) -> bool {
+        self.lock().contains_key(&id)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, u32>> {
+        // The map holds counts only: a panic elsewhere cannot leave it half-updated.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 impl Completer {
@@ -31,13 +67,21 @@ impl Completer {
         give_up: tokio::sync::watch::Receiver<bool>,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let handle = tokio::spawn(run(engine, rx, give_up));
-        (Self { tx }, handle)
+        let unrecorded = Unrecorded::default();
+        let handle = tokio::spawn(run(engine, rx, give_up, unrecorded.clone()));
+        (Self { tx, unrecorded }, handle)
+    }
+
+    /// The acks still to be written.
+    pub(crate) fn unrecorded(&self) -> &Unrecorded {
+        &self.unrecorded
     }
 
     /// Queues an ack for writing.
     pub(crate) fn push(&self, ack: Ack) {
+        self.unrecorded.add(ack.id);
         if let Err(mpsc::error::SendError(ack)) = self.tx.send(ack) {
+            self.unrecorded.remove(std::iter::once(ack.id));
             tracing::error!(
                 job.id = ack.id,
                 "completer already stopped; the lifeline will rescue this job"
@@ -50,6 +94,7 @@ async fn run(
     engine: Arc<dyn Engine>,
     mut rx: mpsc::UnboundedReceiver<Ack>,
     mut give_up: tokio::sync::watch::Receiver<bool>,
+    unrecorded: Unrecorded,
 ) {
     let mut batch: Vec<Ack> = Vec::new();
     let mut delay = Duration::from_millis(50);
@@ -84,6 +129,7 @@ async fn run(
                         "some acks found their job no longer executing that attempt (rescued or cancelled meanwhile)"
                     );
                 }
+                unrecorded.remove(batch.iter().map(|ack| ack.id));
                 batch.clear();
                 delay = Duration::from_millis(50);
             }

@@ -48,32 +48,22 @@ pub(crate) async fn execute(
     async move {
         let started = Instant::now();
         let job = Arc::new(job);
-        let registration = registry.get(&job.worker).copied();
-        let (finished, backoff) = match registration {
-            None => (Finished::UnknownWorker, Backoff::Default),
-            Some(registration) => {
-                let options = registration.options();
-                let finished = match (registration.run)(Arc::clone(&job), state) {
-                    Err(message) => Finished::Undecodable(message),
-                    Ok(future) => {
-                        let guarded = AssertUnwindSafe(future).catch_unwind();
-                        let outcome = match options.timeout {
-                            Some(limit) => tokio::time::timeout(limit, guarded)
-                                .await
-                                .map_err(|_| limit),
-                            None => Ok(guarded.await),
-                        };
-                        match outcome {
-                            Ok(Ok(result)) => Finished::Returned(result),
-                            Ok(Err(panic)) => Finished::Panicked(panic_message(&*panic)),
-                            Err(limit) => Finished::TimedOut(limit),
-                        }
-                    }
-                };
-                (finished, options.backoff)
-            }
+        // A panic anywhere on the attempt's path (decoding the args, the worker, a custom backoff,
+        // building the ack) is a failed attempt like any other: caught here, it spends the
+        // attempt and is recorded in `errors`, so the job never stays `executing` under a live
+        // producer, nor comes back without spending attempts.
+        let ack = match AssertUnwindSafe(attempt(&job, &registry, state, &node))
+            .catch_unwind()
+            .await
+        {
+            Ok(ack) => ack,
+            Err(panic) => to_ack(
+                &job,
+                Finished::Panicked(panic_message(&*panic)),
+                Backoff::Default,
+                &node,
+            ),
         };
-        let ack = to_ack(&job, finished, backoff, &node);
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
         let error = ack
             .error
@@ -93,6 +83,37 @@ pub(crate) async fn execute(
     }
     .instrument(span)
     .await
+}
+
+/// Decodes the args, runs the worker under its timeout and maps the end to an ack; panics in the
+/// worker's body are caught here, any other panic by [`execute`].
+async fn attempt(job: &Arc<Job>, registry: &Registry, state: Arc<StateMap>, node: &str) -> Ack {
+    let registration = registry.get(&job.worker).copied();
+    let (finished, backoff) = match registration {
+        None => (Finished::UnknownWorker, Backoff::Default),
+        Some(registration) => {
+            let options = registration.options();
+            let finished = match (registration.run)(Arc::clone(job), state) {
+                Err(message) => Finished::Undecodable(message),
+                Ok(future) => {
+                    let guarded = AssertUnwindSafe(future).catch_unwind();
+                    let outcome = match options.timeout {
+                        Some(limit) => tokio::time::timeout(limit, guarded)
+                            .await
+                            .map_err(|_| limit),
+                        None => Ok(guarded.await),
+                    };
+                    match outcome {
+                        Ok(Ok(result)) => Finished::Returned(result),
+                        Ok(Err(panic)) => Finished::Panicked(panic_message(&*panic)),
+                        Err(limit) => Finished::TimedOut(limit),
+                    }
+                }
+            };
+            (finished, options.backoff)
+        }
+    };
+    to_ack(job, finished, backoff, node)
 }
 
 /// Maps how an attempt ended to the job's next state, as DESIGN.md section 3 tabulates.
@@ -139,14 +160,31 @@ pub(crate) fn to_ack(job: &Job, finished: Finished, backoff: Backoff, node: &str
             job.worker, job.queue
         ),
     };
-    ack.error = Some(error_entry(job, &failure));
     if job.is_last_attempt() {
         ack.state = JobState::Discarded;
+        ack.error = Some(error_entry(job, &failure));
     } else {
         ack.state = JobState::Retryable;
-        ack.schedule_in = Some(backoff.delay_for(job));
+        let (delay, failure) = retry_delay(job, backoff, failure);
+        ack.schedule_in = Some(delay);
+        ack.error = Some(error_entry(job, &failure));
     }
     ack
+}
+
+/// The delay before the next attempt. A custom backoff that panics must not lose the attempt's
+/// outcome: the default backoff is used instead, and the panic joins the recorded failure.
+fn retry_delay(job: &Job, backoff: Backoff, failure: String) -> (Duration, String) {
+    match std::panic::catch_unwind(AssertUnwindSafe(|| backoff.delay_for(job))) {
+        Ok(delay) => (delay, failure),
+        Err(panic) => (
+            Backoff::Default.delay_for(job),
+            format!(
+                "{failure}; the worker's backoff panicked ({}), so the default backoff was used",
+                panic_message(&*panic)
+            ),
+        ),
+    }
 }
 
 /// The time the job's current attempt was claimed, as stored: acks are guarded on it, so that an
@@ -188,6 +226,39 @@ pub(crate) fn interrupted(
             "attempt": attempt,
             "at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
             "error": format!("interrupted: node `{node}` shut down before the attempt finished"),
+        })),
+        meta: None,
+    }
+}
+
+/// The ack for an attempt whose task panicked outside the executor's own guard: a failed
+/// attempt, retried with the default backoff or discarded when it was the last.
+pub(crate) fn panicked(
+    id: i64,
+    attempt: i32,
+    max_attempts: i32,
+    attempted_at: chrono::NaiveDateTime,
+    message: &str,
+) -> Ack {
+    let last = attempt >= max_attempts;
+    let delay = Backoff::Default.delay(
+        u32::try_from(attempt.max(1)).unwrap_or(1),
+        u32::try_from(max_attempts.max(1)).unwrap_or(1),
+    );
+    Ack {
+        id,
+        attempted_at,
+        state: if last {
+            JobState::Discarded
+        } else {
+            JobState::Retryable
+        },
+        schedule_in: (!last).then_some(delay),
+        give_back_attempt: false,
+        error: Some(json!({
+            "attempt": attempt,
+            "at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            "error": format!("panicked: {message}"),
         })),
         meta: None,
     }

@@ -4,4 +4,5 @@
 pub(crate) mod ahead;
 pub(crate) mod completer;
 pub(crate) mod executor;
+pub(crate) mod held;
 pub(crate) mod producer;

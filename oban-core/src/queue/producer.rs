@@ -5,7 +5,6 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::json;
 use tokio::sync::{mpsc, Notify};
 use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
@@ -15,6 +14,7 @@ use crate::job::Job;
 use crate::queue::ahead::ClaimAhead;
 use crate::queue::completer::Completer;
 use crate::queue::executor;
+use crate::queue::held;
 use crate::registry::Registry;
 use crate::state::StateMap;
 
@@ -56,6 +56,7 @@ pub(crate) struct ProducerConfig {
 struct Running {
     job_id: i64,
     attempt: i32,
+    max_attempts: i32,
     attempted_at: chrono::NaiveDateTime,
     started: Instant,
     abort: AbortHandle,
@@ -122,6 +123,8 @@ struct Slots {
     /// Claimed (executing in the database), not started yet, in the order they were fetched.
     claimed: VecDeque<Job>,
     ahead: ClaimAhead,
+    /// Jobs whose ack was handed to the completer, possibly not written yet.
+    handed: Vec<i64>,
 }
 
 impl Slots {
@@ -131,7 +134,27 @@ impl Slots {
             running: HashMap::new(),
             claimed: VecDeque::new(),
             ahead: ClaimAhead::default(),
+            handed: Vec::new(),
         }
+    }
+
+    /// Hands an ack to the completer; the job stays held until it is written.
+    fn ack(&mut self, ack: Ack, config: &ProducerConfig) {
+        self.handed.push(ack.id);
+        config.completer.push(ack);
+    }
+
+    /// The ids of every job this producer holds: running, claimed and waiting, or acked but not
+    /// on record yet (see `queue/held.rs`).
+    fn held(&mut self, config: &ProducerConfig) -> Vec<i64> {
+        let unrecorded = config.completer.unrecorded();
+        self.handed.retain(|id| unrecorded.contains(*id));
+        let mut held: Vec<i64> = self.running.values().map(|job| job.job_id).collect();
+        held.extend(self.claimed.iter().map(|job| job.id));
+        held.extend(self.handed.iter().copied());
+        held.sort_unstable();
+        held.dedup();
+        held
     }
 
     /// How many more jobs to claim: free slots plus what to hold ahead of them (none while
@@ -172,8 +195,8 @@ impl Slots {
 
     /// Hands every held job back to the queue, attempt restored.
     fn release_claimed(&mut self, config: &ProducerConfig) {
-        for job in self.claimed.drain(..) {
-            config.completer.push(executor::released(&job));
+        for job in std::mem::take(&mut self.claimed) {
+            self.ack(executor::released(&job), config);
         }
     }
 
@@ -181,6 +204,7 @@ impl Slots {
     fn spawn(&mut self, job: Job, config: &ProducerConfig) {
         let job_id = job.id;
         let attempt = job.attempt;
+        let max_attempts = job.max_attempts;
         let attempted_at = executor::attempt_stamp(&job);
         let abort = self.tasks.spawn(executor::execute(
             job,
@@ -193,6 +217,7 @@ impl Slots {
             Running {
                 job_id,
                 attempt,
+                max_attempts,
                 attempted_at,
                 started: Instant::now(),
                 abort,
@@ -212,23 +237,31 @@ impl Slots {
                 if let Some(job) = self.running.remove(&id) {
                     self.ahead.job_finished(job.started.elapsed());
                 }
-                config.completer.push(ack);
+                self.ack(ack, config);
             }
             Err(error) => {
                 // Killed on request: recorded as cancelled. Aborted at the shutdown deadline:
-                // left in `running` and handed back by the caller. (Panics are caught inside the
-                // task.)
+                // left in `running` and handed back by the caller. A panic the executor did not
+                // catch (it catches every one on the attempt's path): a failed attempt all the
+                // same, never a job left executing.
                 let killed = self.running.get(&error.id()).is_some_and(|job| job.killed);
                 if killed {
                     if let Some(job) = self.running.remove(&error.id()) {
-                        config.completer.push(executor::killed(
-                            job.job_id,
-                            job.attempt,
-                            job.attempted_at,
-                        ));
+                        let ack = executor::killed(job.job_id, job.attempt, job.attempted_at);
+                        self.ack(ack, config);
                     }
                 } else if !error.is_cancelled() {
                     tracing::error!(%error, "job task failed outside the worker");
+                    if let Some(job) = self.running.remove(&error.id()) {
+                        let ack = executor::panicked(
+                            job.job_id,
+                            job.attempt,
+                            job.max_attempts,
+                            job.attempted_at,
+                            &error.to_string(),
+                        );
+                        self.ack(ack, config);
+                    }
                 }
             }
         }
@@ -246,11 +279,8 @@ impl Slots {
                     job.id = job_id,
                     "cancelling a claimed job before it started"
                 );
-                config.completer.push(executor::killed(
-                    job.id,
-                    job.attempt,
-                    executor::attempt_stamp(&job),
-                ));
+                let ack = executor::killed(job.id, job.attempt, executor::attempt_stamp(&job));
+                self.ack(ack, config);
             }
         }
     }
@@ -292,8 +322,12 @@ pub(crate) async fn run(mut config: ProducerConfig) {
     let mut deadline: Option<Instant> = None;
 
     tracing::debug!(queue = %config.queue, limit = config.limit, %uuid, "producer started");
+    // A heartbeat came due while a fetch was in flight: it is taken once the fetch returns, so
+    // that it can list what the producer holds (see `queue/held.rs`).
+    let mut beat_due = false;
+
     // The heartbeat precedes the first fetch so the lifeline never mistakes our jobs for orphans.
-    beat(&config, uuid, slots.tasks.len()).await;
+    beat(&config, uuid, &mut slots, true).await;
 
     while deadline.is_none() {
         // Start a fetch when demand and the rules allow.
@@ -343,9 +377,11 @@ pub(crate) async fn run(mut config: ProducerConfig) {
                     Ok(fetched) => fetched,
                     Err(error) => {
                         // Not reachable short of a panic in the engine: the jobs it may have
-                        // claimed are the lifeline's.
+                        // claimed are the lifeline's, once a snapshot says we do not hold them.
                         tracing::error!(queue = %config.queue, %error, "a fetch task failed");
                         retry_at = Some(Instant::now() + error_delay);
+                        beat_due = false;
+                        beat(&config, uuid, &mut slots, true).await;
                         continue;
                     }
                 };
@@ -360,7 +396,13 @@ pub(crate) async fn run(mut config: ProducerConfig) {
                         tracing::warn!(queue = %config.queue, %error, retry_in = ?error_delay, "fetching jobs failed; backing off");
                         retry_at = Some(Instant::now() + error_delay);
                         error_delay = (error_delay * 2).min(Duration::from_secs(5));
+                        // The claim may have committed without its rows reaching us: a snapshot
+                        // now lets the lifeline rescue those jobs at its next pass.
+                        beat_due = true;
                     }
+                }
+                if std::mem::take(&mut beat_due) {
+                    beat(&config, uuid, &mut slots, true).await;
                 }
             }
             Some(done) = slots.tasks.join_next_with_id(), if !slots.tasks.is_empty() => {
@@ -372,7 +414,14 @@ pub(crate) async fn run(mut config: ProducerConfig) {
                 slots.start_claimed(&config);
             }
             _ = heartbeat.tick() => {
-                beat(&config, uuid, slots.tasks.len()).await;
+                if fetching.is_empty() {
+                    beat(&config, uuid, &mut slots, true).await;
+                } else if beat_due {
+                    // A fetch outlasted a heartbeat interval: stay alive, keep the last snapshot.
+                    beat(&config, uuid, &mut slots, false).await;
+                } else {
+                    beat_due = true;
+                }
             }
             control = config.control.recv() => match control {
                 Some(Control::Kill(job_id)) => slots.kill(job_id, &config),
@@ -385,7 +434,8 @@ pub(crate) async fn run(mut config: ProducerConfig) {
                         slots.start_claimed(&config);
                     }
                     lookout.woken();
-                    beat(&config, uuid, slots.tasks.len()).await;
+                    let snapshot = fetching.is_empty();
+                    beat(&config, uuid, &mut slots, snapshot).await;
                 }
                 // The node handle is gone without `shutdown`: stop at once.
                 None => deadline = Some(Instant::now()),
@@ -438,13 +488,11 @@ pub(crate) async fn run(mut config: ProducerConfig) {
             }
         }
     }
-    for (_, job) in slots.running.drain() {
-        config.completer.push(executor::interrupted(
-            job.job_id,
-            job.attempt,
-            job.attempted_at,
-            &config.node,
-        ));
+    for (_, job) in std::mem::take(&mut slots.running) {
+        slots.ack(
+            executor::interrupted(job.job_id, job.attempt, job.attempted_at, &config.node),
+            &config,
+        );
     }
     if abandoned_fetch {
         tracing::debug!(queue = %config.queue, "producer stopped; its heartbeat row stays for the lifeline");
@@ -467,8 +515,11 @@ fn apply(config: &mut ProducerConfig, control: Control) {
     config.wake.notify_one();
 }
 
-async fn beat(config: &ProducerConfig, uuid: uuid::Uuid, running: usize) {
-    let meta = json!({ "limit": config.limit, "paused": config.paused, "running": running });
+/// Records the heartbeat; with `snapshot` (only while no fetch is in flight), it lists the jobs
+/// this producer holds, and the producer must start no fetch before it returns.
+async fn beat(config: &ProducerConfig, uuid: uuid::Uuid, slots: &mut Slots, snapshot: bool) {
+    let held = snapshot.then(|| slots.held(config));
+    let meta = held::heartbeat_meta(config.limit, config.paused, slots.tasks.len(), held);
     if let Err(error) = config
         .engine
         .producer_heartbeat(uuid, &config.node, &config.queue, meta)

@@ -36,12 +36,24 @@ pub(super) async fn rescue_orphaned(
     stale_after: Duration,
     unknown_after: Duration,
 ) -> Result<u64> {
+    // Three rules: the producer stopped heartbeating; the producer lives, but its last snapshot
+    // (`held`, `held_at`: see `queue/held.rs`) came after the claim and does not hold the job;
+    // the producer is unknown (another Oban implementation). The scan reads executing jobs
+    // only, through their partial index (migration 006), and each snapshot once: a hash
+    // anti-join, linear in executing jobs plus held ids, whatever the size of the table.
     let result = sqlx::query(concat!(
-        "WITH orphans AS (
+        "WITH held AS (
+           SELECT p.uuid, h.id::bigint AS id
+           FROM oban_producers p, jsonb_array_elements_text(p.meta->'held') h(id)
+           WHERE jsonb_typeof(p.meta->'held') = 'array'
+         ), orphans AS (
            SELECT j.id FROM oban_jobs j
            LEFT JOIN oban_producers p ON p.uuid::text = j.attempted_by[2]
            WHERE j.state = 'executing'
              AND ((p.uuid IS NOT NULL AND p.updated_at < timezone('UTC', now()) - $1 * interval '1 millisecond')
+               OR (p.uuid IS NOT NULL AND jsonb_typeof(p.meta->'held_at') = 'string'
+                   AND j.attempted_at < (p.meta->>'held_at')::timestamp
+                   AND NOT EXISTS (SELECT 1 FROM held h WHERE h.uuid = p.uuid AND h.id = j.id))
                OR (p.uuid IS NULL AND j.attempted_at < timezone('UTC', now()) - $2 * interval '1 millisecond'))
            FOR UPDATE OF j SKIP LOCKED
          )

@@ -80,9 +80,19 @@ pub(super) async fn producer_heartbeat(
     queue: &str,
     meta: Value,
 ) -> Result<()> {
+    // A snapshot (`held`) is stamped `held_at` with this transaction's time; a heartbeat without
+    // one keeps the previous snapshot (see `queue/held.rs`).
     sqlx::query(
-        "INSERT INTO oban_producers (uuid, node, queue, meta) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (uuid) DO UPDATE SET meta = excluded.meta, updated_at = timezone('UTC', now())",
+        "INSERT INTO oban_producers (uuid, node, queue, meta)
+         VALUES ($1, $2, $3, CASE WHEN $4::jsonb ? 'held'
+                             THEN $4::jsonb || jsonb_build_object('held_at', timezone('UTC', now()))
+                             ELSE $4::jsonb END)
+         ON CONFLICT (uuid) DO UPDATE SET
+           meta = CASE WHEN excluded.meta ? 'held' THEN excluded.meta
+                       ELSE excluded.meta || jsonb_strip_nulls(jsonb_build_object(
+                              'held', oban_producers.meta->'held',
+                              'held_at', oban_producers.meta->'held_at')) END,
+           updated_at = timezone('UTC', now())",
     )
     .bind(uuid)
     .bind(node)

@@ -28,6 +28,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "fetch index and function",
         include_str!("../../../../migrations/postgres/004_fetch.sql"),
     ),
+    (
+        6,
+        "executing index",
+        include_str!("../../../../migrations/postgres/006_executing_index.sql"),
+    ),
 ];
 
 /// Arbitrary but fixed key of the advisory lock that serialises migrations.

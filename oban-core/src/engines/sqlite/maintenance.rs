@@ -39,6 +39,10 @@ pub(super) async fn rescue_orphaned(
     stale_after: Duration,
     unknown_after: Duration,
 ) -> Result<u64> {
+    // The rules of the PostgreSQL engine: a silent producer, a live producer whose last snapshot
+    // came after the claim and does not hold the job (`queue/held.rs`), an unknown producer.
+    // Executing jobs are found through the state index; each is looked up in its producer's
+    // snapshot, at most `limit` running plus `limit` claimed-ahead ids.
     let _write = engine.hub.write.lock().await;
     let now = now();
     let result = sqlx::query(concat!(
@@ -57,6 +61,9 @@ pub(super) async fn rescue_orphaned(
            LEFT JOIN oban_producers AS p ON p.uuid = o.attempted_by->>1
            WHERE o.state = 'executing'
              AND ((p.uuid IS NOT NULL AND p.updated_at < ?2)
+               OR (p.uuid IS NOT NULL AND json_type(p.meta, '$.held_at') = 'text'
+                   AND o.attempted_at < p.meta->>'held_at'
+                   AND NOT EXISTS (SELECT 1 FROM json_each(p.meta, '$.held') AS h WHERE h.value = o.id))
                OR (p.uuid IS NULL AND o.attempted_at < ?3)))"
     ))
     .bind(ts(now))

@@ -80,10 +80,23 @@ pub(super) async fn producer_heartbeat(
     meta: Value,
 ) -> Result<()> {
     let _write = engine.hub.write.lock().await;
+    // A snapshot (`held`) is stamped `held_at` with the heartbeat's time, taken under the write
+    // lock like a claim's; a heartbeat without one keeps the previous snapshot (see
+    // `queue/held.rs`).
     sqlx::query(
         "INSERT INTO oban_producers (uuid, node, queue, meta, started_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?5)
-         ON CONFLICT (uuid) DO UPDATE SET meta = excluded.meta, updated_at = excluded.updated_at",
+         VALUES (?1, ?2, ?3,
+                 CASE WHEN json_type(?4, '$.held') IS NOT NULL THEN json_set(?4, '$.held_at', ?5)
+                      ELSE json(?4) END,
+                 ?5, ?5)
+         ON CONFLICT (uuid) DO UPDATE SET
+           meta = CASE
+             WHEN json_type(excluded.meta, '$.held') IS NOT NULL THEN excluded.meta
+             WHEN json_type(oban_producers.meta, '$.held') IS NOT NULL
+               THEN json_set(excluded.meta, '$.held', json(oban_producers.meta->'held'),
+                             '$.held_at', oban_producers.meta->>'held_at')
+             ELSE excluded.meta END,
+           updated_at = excluded.updated_at",
     )
     .bind(uuid.to_string())
     .bind(node)

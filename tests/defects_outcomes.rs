@@ -116,10 +116,7 @@ async fn node(db: &Db) -> Oban {
 }
 
 async fn insert<W: Worker>(oban: &Oban, worker: W) -> Job {
-    JobBuilder::new(worker)
-        .insert(oban)
-        .await
-        .expect("insert")
+    JobBuilder::new(worker).insert(oban).await.expect("insert")
 }
 
 /// After the bad outcome, later failures and completions of the same node are recorded.
@@ -127,7 +124,10 @@ async fn later_outcomes_are_recorded(db: &Db, oban: &Oban) {
     let failing = insert(oban, Fails {}).await;
     let completing = insert(oban, Completes {}).await;
     let failed = wait_for(db, failing.id, JobState::Retryable).await;
-    assert_eq!(failed.errors.last().expect("an error").error, "plain failure");
+    assert_eq!(
+        failed.errors.last().expect("an error").error,
+        "plain failure"
+    );
     wait_for(db, completing.id, JobState::Completed).await;
 }
 
@@ -214,10 +214,7 @@ async fn a_refused_ack_is_told_apart_from_a_lost_connection_on_postgres() {
     assert_eq!(acked, vec![job.id]);
     // A pool that cannot reach the database: retryable, not the data's fault.
     db.pg_pool().expect("postgres").close().await;
-    let lost = engine
-        .job_ack_many(&[ack])
-        .await
-        .expect_err("closed pool");
+    let lost = engine.job_ack_many(&[ack]).await.expect_err("closed pool");
     assert!(!engine.is_data_error(&lost), "{lost}");
 }
 

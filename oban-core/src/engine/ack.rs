@@ -159,7 +159,9 @@ pub fn is_data_error(error: &Error) -> bool {
     match error {
         Error::InvalidJob(_) | Error::EncodeArgs { .. } => true,
         Error::Database(sqlx::Error::Encode(_)) => true,
-        Error::Database(sqlx::Error::Database(db)) => !matches!(db.kind(), sqlx::error::ErrorKind::Other),
+        Error::Database(sqlx::Error::Database(db)) => {
+            !matches!(db.kind(), sqlx::error::ErrorKind::Other)
+        }
         _ => false,
     }
 }
@@ -191,7 +193,9 @@ mod tests {
             ack.meta,
             Some(json!({ "k\u{FFFD}": ["x\u{FFFD}", { "y": "\u{FFFD}" }], "n": 1 }))
         );
-        assert!(!serde_json::to_string(&ack.meta).unwrap().contains("\\u0000"));
+        assert!(!serde_json::to_string(&ack.meta)
+            .unwrap()
+            .contains("\\u0000"));
     }
 
     #[test]

@@ -165,7 +165,11 @@ mod tests {
                 *left -= 1;
             }
             let refused = |ack: &Ack| {
-                let text = ack.error.as_ref().map(ToString::to_string).unwrap_or_default();
+                let text = ack
+                    .error
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
                 text.contains("bad") || (self.refuse_fallbacks && text.contains("not be stored"))
             };
             if acks.iter().any(refused) {
@@ -204,7 +208,15 @@ mod tests {
             .lock()
             .unwrap()
             .iter()
-            .map(|a| (a.id, a.error.as_ref().unwrap()["error"].as_str().unwrap().to_owned()))
+            .map(|a| {
+                (
+                    a.id,
+                    a.error.as_ref().unwrap()["error"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned(),
+                )
+            })
             .collect();
         stored.sort();
         stored
@@ -219,8 +231,15 @@ mod tests {
         assert_eq!(written.dropped, 0);
         let stored = stored(&fake);
         assert_eq!(stored.len(), 100);
-        assert!(stored[36].1.contains("could not be stored"), "{:?}", stored[36]);
-        assert!(stored.iter().filter(|(id, _)| *id != 37).all(|(_, e)| e == "fine"));
+        assert!(
+            stored[36].1.contains("could not be stored"),
+            "{:?}",
+            stored[36]
+        );
+        assert!(stored
+            .iter()
+            .filter(|(id, _)| *id != 37)
+            .all(|(_, e)| e == "fine"));
         // Bisection, not one statement per ack: about 2 log2(100) statements.
         let statements = *fake.statements.lock().unwrap();
         assert!(statements <= 16, "{statements} statements");
@@ -241,7 +260,10 @@ mod tests {
             ..Fake::default()
         };
         let written = write(&fake, batch(10, &[5])).await.unwrap();
-        assert_eq!((written.acked, written.fallbacks, written.dropped), (9, 0, 1));
+        assert_eq!(
+            (written.acked, written.fallbacks, written.dropped),
+            (9, 0, 1)
+        );
         assert!(stored(&fake).iter().all(|(id, _)| *id != 5));
     }
 

@@ -104,7 +104,9 @@ async fn ack_other(pool: &PgPool, acks: &[&Ack]) -> Result<Vec<i64>> {
 pub(super) fn is_data_error(error: &Error) -> bool {
     if let Error::Database(sqlx::Error::Database(db)) = error {
         if let Some(code) = db.code() {
-            return ["22", "23", "54"].iter().any(|class| code.starts_with(class));
+            return ["22", "23", "54"]
+                .iter()
+                .any(|class| code.starts_with(class));
         }
     }
     crate::engine::is_data_error(error)

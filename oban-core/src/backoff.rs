@@ -46,7 +46,8 @@ pub enum Backoff {
         /// Upper bound of the delay.
         max: Duration,
     },
-    /// Your own function of the failed job (its `attempt`, `errors`, `args`, ...).
+    /// Your own function of the failed job (its `attempt`, `errors`, `args`, ...). A delay longer
+    /// than [`Ack::MAX_DELAY`](crate::engine::Ack::MAX_DELAY) (100 years) is recorded as that.
     Custom(fn(&Job) -> Duration),
 }
 

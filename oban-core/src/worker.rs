@@ -181,6 +181,8 @@ pub enum Outcome {
     /// The job is done: state `completed`.
     Complete,
     /// Run again after this delay without spending an attempt; `meta.snoozed` counts snoozes.
+    /// A delay longer than [`Ack::MAX_DELAY`](crate::engine::Ack::MAX_DELAY) (100 years, up to
+    /// `Duration::MAX`) is recorded as that.
     Snooze(Duration),
     /// Give up for good: state `discarded`, with this reason kept in the job's errors.
     Discard(String),
@@ -188,7 +190,8 @@ pub enum Outcome {
     Cancel(String),
 }
 
-/// A failed attempt: the message is kept in the job's `errors`.
+/// A failed attempt: the message is kept in the job's `errors`, with any NUL character (`\0`),
+/// which PostgreSQL's `jsonb` cannot hold, stored as U+FFFD (`�`) on every engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobError {
     message: String,

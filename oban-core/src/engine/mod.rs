@@ -43,13 +43,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::Value;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::filter::JobFilter;
 use crate::job::Job;
 use crate::new_job::NewJob;
 
 pub use crate::notifier::{Channel, Command, Notice, Signal};
-pub use ack::Ack;
+pub use ack::{is_data_error, Ack};
 pub use cursor::FetchCursor;
 pub use notifier::{Notifier, StopSignal};
 pub use peer::Peer;
@@ -82,6 +82,15 @@ pub trait Engine: Notifier + Peer + Send + Sync + 'static {
 
     /// Records outcomes; returns the ids that were still executing the acked attempt.
     async fn job_ack_many(&self, acks: &[Ack]) -> Result<Vec<i64>>;
+
+    /// Whether `error`, returned by [`Engine::job_ack_many`], was caused by the values of the
+    /// acks (retrying the same batch cannot succeed) rather than by the way to the database (a
+    /// lost connection, a pool timeout, I/O: retrying can). The completer retries the latter and
+    /// splits a batch on the former, to record every ack the database takes. The default,
+    /// [`is_data_error`], knows only the database-neutral cases; an engine adds its own codes.
+    fn is_data_error(&self, error: &Error) -> bool {
+        is_data_error(error)
+    }
 
     /// Makes scheduled and retryable jobs whose time has come available, at most `limit`;
     /// returns the queues that received jobs.

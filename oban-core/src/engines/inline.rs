@@ -71,8 +71,11 @@ fn apply(job: &mut Job, ack: &Ack) {
         _ => {}
     }
     if let Some(delay) = ack.schedule_in {
-        job.scheduled_at =
-            now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::zero());
+        // Saturating: a delay past what a timestamp holds lands on the last one.
+        job.scheduled_at = chrono::Duration::from_std(delay.min(Ack::MAX_DELAY))
+            .ok()
+            .and_then(|delay| now.checked_add_signed(delay))
+            .unwrap_or(chrono::DateTime::<Utc>::MAX_UTC);
     }
     if ack.give_back_attempt {
         job.attempt = (job.attempt - 1).max(0);

@@ -1,5 +1,12 @@
 //! Records attempt outcomes in batches: one statement for the acks that arrive within a short
-//! window (or while the previous statement was in flight), retried until the database takes it.
+//! window (or while the previous statement was in flight).
+//!
+//! A batch the database refuses for its values is split so the acks it takes are recorded and a
+//! refused one is recorded as a fallback or dropped ([`ack_split`](super::ack_split)); a batch
+//! that cannot reach the database is retried with backoff until it does (or until shutdown gives
+//! up). The backlog is bounded: while [`MAX_BACKLOG`] acks wait, producers claim no new jobs
+//! ([`Completer::is_backlogged`]), so only the jobs already claimed can add to it. Pushing never
+//! waits, so a producer handing its jobs back at shutdown never blocks on the completer.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -7,10 +14,16 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use super::ack_split::{self, Interrupted, Written};
 use crate::engine::{Ack, Engine};
 
 /// Largest number of acks written in one statement: a batch this size is written at once.
 const MAX_BATCH: usize = 5_000;
+
+/// Acks waiting to be recorded beyond which producers stop claiming jobs. The backlog can exceed
+/// it only by the jobs already claimed (each queue's limit plus its claim-ahead), so memory stays
+/// bounded however long the database is away.
+pub(crate) const MAX_BACKLOG: usize = 2 * MAX_BATCH;
 
 /// How long acks gather after the first one before they are written. Each statement costs a
 /// round trip and a durable commit whatever its size; with 5 ms a busy node writes hundreds of
@@ -48,6 +61,11 @@ impl Unrecorded {
         }
     }
 
+    /// How many jobs have acks still to be written.
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
+
     /// Whether an ack of job `id` is still to be written.
     pub(crate) fn contains(&self, id: i64) -> bool {
         self.lock().contains_key(&id)
@@ -77,7 +95,7 @@ impl Completer {
         &self.unrecorded
     }
 
-    /// Queues an ack for writing.
+    /// Queues an ack for writing; never waits.
     pub(crate) fn push(&self, ack: Ack) {
         self.unrecorded.add(ack.id);
         if let Err(mpsc::error::SendError(ack)) = self.tx.send(ack) {
@@ -87,6 +105,12 @@ impl Completer {
                 "completer already stopped; the lifeline will rescue this job"
             );
         }
+    }
+
+    /// Whether the acks of [`MAX_BACKLOG`] jobs wait to be recorded: producers then claim no new
+    /// jobs.
+    pub(crate) fn is_backlogged(&self) -> bool {
+        self.unrecorded.len() >= MAX_BACKLOG
     }
 }
 
@@ -121,24 +145,27 @@ async fn run(
                 () = tokio::time::sleep_until(until) => break,
             }
         }
-        match engine.job_ack_many(&batch).await {
-            Ok(acked) => {
-                if acked.len() < batch.len() {
-                    tracing::debug!(
-                        skipped = batch.len() - acked.len(),
-                        "some acks found their job no longer executing that attempt (rescued or cancelled meanwhile)"
-                    );
-                }
-                unrecorded.remove(batch.iter().map(|ack| ack.id));
-                batch.clear();
+        let ids: Vec<i64> = batch.iter().map(|ack| ack.id).collect();
+        match ack_split::write(&*engine, std::mem::take(&mut batch)).await {
+            Ok(written) => {
+                unrecorded.remove(ids.into_iter());
+                report(&written);
                 delay = Duration::from_millis(50);
             }
-            Err(error) => {
+            Err(Interrupted {
+                error,
+                unwritten,
+                written,
+            }) => {
+                unrecorded.remove(written_ids(ids, &unwritten));
+                report(&written);
+                batch = unwritten;
                 tracing::warn!(%error, pending = batch.len(), retry_in = ?delay, "could not record job outcomes; retrying");
                 tokio::select! {
                     () = tokio::time::sleep(delay) => {}
                     _ = give_up.wait_for(|stop| *stop) => {
                         let ids: Vec<i64> = batch.iter().map(|a| a.id).collect();
+                        unrecorded.remove(ids.iter().copied());
                         tracing::error!(?ids, "gave up recording job outcomes at shutdown; the lifeline will rescue these jobs");
                         return;
                     }
@@ -146,5 +173,38 @@ async fn run(
                 delay = (delay * 2).min(Duration::from_secs(5));
             }
         }
+    }
+}
+
+/// The ids of `batch` (as pushed) whose acks are not among `unwritten`: those were recorded,
+/// replaced by a fallback, or dropped.
+fn written_ids(batch: Vec<i64>, unwritten: &[Ack]) -> impl Iterator<Item = i64> {
+    let mut pending: HashMap<i64, usize> = HashMap::new();
+    for ack in unwritten {
+        *pending.entry(ack.id).or_insert(0) += 1;
+    }
+    batch.into_iter().filter(move |id| match pending.get_mut(id) {
+        Some(count) if *count > 0 => {
+            *count -= 1;
+            false
+        }
+        _ => true,
+    })
+}
+
+fn report(written: &Written) {
+    if written.skipped > 0 {
+        tracing::debug!(
+            skipped = written.skipped,
+            "some acks found their job no longer executing that attempt (rescued or cancelled meanwhile)"
+        );
+    }
+    if written.fallbacks > 0 || written.dropped > 0 {
+        tracing::warn!(
+            fallbacks = written.fallbacks,
+            dropped = written.dropped,
+            recorded = written.acked,
+            "the database refused some job outcomes; the others were recorded"
+        );
     }
 }

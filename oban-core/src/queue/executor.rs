@@ -116,8 +116,14 @@ async fn attempt(job: &Arc<Job>, registry: &Registry, state: Arc<StateMap>, node
     to_ack(job, finished, backoff, node)
 }
 
-/// Maps how an attempt ended to the job's next state, as DESIGN.md section 3 tabulates.
+/// Maps how an attempt ended to the job's next state, as DESIGN.md section 3 tabulates, in a
+/// form every engine can store ([`Ack::storable`]: NULs in the error replaced, the delay of a
+/// snooze or a backoff clamped to [`Ack::MAX_DELAY`]).
 pub(crate) fn to_ack(job: &Job, finished: Finished, backoff: Backoff, node: &str) -> Ack {
+    outcome(job, finished, backoff, node).storable()
+}
+
+fn outcome(job: &Job, finished: Finished, backoff: Backoff, node: &str) -> Ack {
     let mut ack = Ack {
         id: job.id,
         attempted_at: attempt_stamp(job),
@@ -207,6 +213,7 @@ pub(crate) fn released(job: &Job) -> Ack {
         error: None,
         meta: None,
     }
+    .storable()
 }
 
 /// The ack for an attempt cut short by shutdown: runnable again, attempt given back.
@@ -229,6 +236,7 @@ pub(crate) fn interrupted(
         })),
         meta: None,
     }
+    .storable()
 }
 
 /// The ack for an attempt whose task panicked outside the executor's own guard: a failed
@@ -279,6 +287,7 @@ pub(crate) fn killed(id: i64, attempt: i32, attempted_at: chrono::NaiveDateTime)
         })),
         meta: None,
     }
+    .storable()
 }
 
 fn error_entry(job: &Job, message: &str) -> Value {

@@ -158,8 +158,12 @@ impl Slots {
     }
 
     /// How many more jobs to claim: free slots plus what to hold ahead of them (none while
-    /// paused).
+    /// paused), and none while the completer's backlog is full (the database is not taking
+    /// outcomes: claiming more would only grow it).
     fn demand(&self, config: &ProducerConfig) -> u32 {
+        if config.completer.is_backlogged() {
+            return 0;
+        }
         let ahead = if config.paused {
             0
         } else {

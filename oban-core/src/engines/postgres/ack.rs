@@ -6,7 +6,7 @@ use sqlx::postgres::PgPool;
 
 use super::row::keep_uniq_key;
 use crate::engine::Ack;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// See [`Engine::job_ack_many`](crate::engine::Engine::job_ack_many).
 pub(super) async fn ack_many(pool: &PgPool, acks: &[Ack]) -> Result<Vec<i64>> {
@@ -55,8 +55,10 @@ async fn ack_other(pool: &PgPool, acks: &[&Ack]) -> Result<Vec<i64>> {
     let delays: Vec<Option<i64>> = acks
         .iter()
         .map(|a| {
+            // Clamped: `delay_ms * interval '1 millisecond'` and the timestamp it is added to
+            // both overflow far below i64::MAX milliseconds.
             a.schedule_in
-                .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+                .map(|d| i64::try_from(d.min(Ack::MAX_DELAY).as_millis()).unwrap_or(i64::MAX))
         })
         .collect();
     let give_back: Vec<i32> = acks
@@ -94,4 +96,18 @@ async fn ack_other(pool: &PgPool, acks: &[&Ack]) -> Result<Vec<i64>> {
     .fetch_all(pool)
     .await?;
     Ok(ids)
+}
+
+/// See [`Engine::is_data_error`](crate::engine::Engine::is_data_error): SQLSTATE classes 22 (data
+/// exception: a NUL in `jsonb`, a value out of range), 23 (integrity constraint violation) and 54
+/// (program limit exceeded: a value too large), besides the database-neutral cases.
+pub(super) fn is_data_error(error: &Error) -> bool {
+    if let Error::Database(sqlx::Error::Database(db)) = error {
+        if let Some(code) = db.code() {
+            return ["22", "23", "54"]
+                .iter()
+                .any(|class| code.starts_with(class));
+        }
+    }
+    crate::engine::is_data_error(error)
 }

@@ -91,6 +91,10 @@ impl Engine for PostgresEngine {
         ack::ack_many(&self.pool, acks).await
     }
 
+    fn is_data_error(&self, error: &crate::error::Error) -> bool {
+        ack::is_data_error(error)
+    }
+
     async fn job_stage_due(&self, limit: u32) -> Result<Vec<String>> {
         maintenance::stage_due(&self.pool, limit).await
     }

@@ -6,7 +6,7 @@ use super::insert::keep_uniq_key;
 use super::row::{now, plus, ts};
 use super::SqliteEngine;
 use crate::engine::Ack;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// See [`Engine::job_ack_many`](crate::engine::Engine::job_ack_many).
 pub(super) async fn ack_many(engine: &SqliteEngine, acks: &[Ack]) -> Result<Vec<i64>> {
@@ -25,6 +25,7 @@ pub(super) async fn ack_many(engine: &SqliteEngine, acks: &[Ack]) -> Result<Vec<
                 "give_back": i32::from(a.give_back_attempt),
             });
             if let Some(delay) = a.schedule_in {
+                // `plus` saturates and `ts` clamps to year 9999: no delay overflows here.
                 row["scheduled_at"] = Value::from(ts(plus(now, delay)));
             }
             if let Some(error) = &a.error {
@@ -62,4 +63,16 @@ pub(super) async fn ack_many(engine: &SqliteEngine, acks: &[Ack]) -> Result<Vec<
     .fetch_all(&engine.pool)
     .await?;
     Ok(ids)
+}
+
+/// See [`Engine::is_data_error`](crate::engine::Engine::is_data_error): the primary result codes
+/// SQLITE_TOOBIG (18), SQLITE_CONSTRAINT (19), SQLITE_MISMATCH (20) and SQLITE_RANGE (25), besides
+/// the database-neutral cases. (sqlx reports the extended code, whose low byte is the primary.)
+pub(super) fn is_data_error(error: &Error) -> bool {
+    if let Error::Database(sqlx::Error::Database(db)) = error {
+        if let Some(code) = db.code().and_then(|code| code.parse::<i32>().ok()) {
+            return matches!(code & 0xff, 18 | 19 | 20 | 25);
+        }
+    }
+    crate::engine::is_data_error(error)
 }

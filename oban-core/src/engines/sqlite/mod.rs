@@ -211,6 +211,10 @@ impl Engine for SqliteEngine {
         ack::ack_many(self, acks).await
     }
 
+    fn is_data_error(&self, error: &Error) -> bool {
+        ack::is_data_error(error)
+    }
+
     async fn job_stage_due(&self, limit: u32) -> Result<Vec<String>> {
         maintenance::stage_due(self, limit).await
     }

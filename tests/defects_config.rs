@@ -99,12 +99,12 @@ async fn a_zero_interval_is_refused_with_the_option_named() {
 async fn a_heartbeat_at_or_above_the_rescue_age_is_refused() {
     let pool = common::test_pool().await;
     let base = || Oban::builder().pool(pool.clone()).testing(Testing::Manual);
-    // The default heartbeat (15 s) against a 10 s rescue age.
+    // The default heartbeat (5 s) against an 8 s rescue age.
     let message = refused(
-        base().rescue(Duration::from_secs(1), Duration::from_secs(10)),
+        base().rescue(Duration::from_secs(1), Duration::from_secs(8)),
         &[
-            "`heartbeat_interval` (15s)",
-            "`rescue(.., after)` (10s)",
+            "`heartbeat_interval` (5s)",
+            "`rescue(.., after)` (8s)",
             "run twice",
         ],
     )

@@ -183,13 +183,15 @@ fn written_ids(batch: Vec<i64>, unwritten: &[Ack]) -> impl Iterator<Item = i64> 
     for ack in unwritten {
         *pending.entry(ack.id).or_insert(0) += 1;
     }
-    batch.into_iter().filter(move |id| match pending.get_mut(id) {
-        Some(count) if *count > 0 => {
-            *count -= 1;
-            false
-        }
-        _ => true,
-    })
+    batch
+        .into_iter()
+        .filter(move |id| match pending.get_mut(id) {
+            Some(count) if *count > 0 => {
+                *count -= 1;
+                false
+            }
+            _ => true,
+        })
 }
 
 fn report(written: &Written) {

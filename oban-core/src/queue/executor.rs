@@ -270,6 +270,7 @@ pub(crate) fn panicked(
         })),
         meta: None,
     }
+    .storable()
 }
 
 /// The ack for an attempt stopped on request (a cancel of a running job).

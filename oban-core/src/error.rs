@@ -25,6 +25,12 @@ pub enum Error {
     /// Applying the schema failed.
     #[error("migration failed: {0}")]
     Migration(String),
+    /// A bulk operation was given a filter with no condition, which would act on every job.
+    #[error("refusing to {operation} every job: the filter has no condition; add one (queue, worker, state, ids, ...) or pass `JobFilter::all()` to {operation} every job on purpose")]
+    EmptyFilter {
+        /// The operation refused: `retry`, `cancel` or `delete`.
+        operation: &'static str,
+    },
     /// The node is shutting down or was stopped.
     #[error("Oban is not running (it was stopped or never started)")]
     NotRunning,

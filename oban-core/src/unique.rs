@@ -239,8 +239,13 @@ pub(crate) fn unique_key(job: &NewJob, options: &UniqueOptions) -> String {
         };
         parts.insert(name.to_owned(), value);
     }
+    canonical_hash(&Value::Object(parts))
+}
+
+/// SHA-256 (hex) of `value`'s canonical JSON ([`write_canonical`]).
+pub(crate) fn canonical_hash(value: &Value) -> String {
     let mut canonical = Vec::new();
-    write_canonical(&Value::Object(parts), &mut canonical);
+    write_canonical(value, &mut canonical);
     hex::encode(Sha256::digest(&canonical))
 }
 

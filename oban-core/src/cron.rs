@@ -301,7 +301,9 @@ mod tests {
             Duration::ZERO,
         );
         let names: Vec<String> = scheduler.entries.iter().map(CronEntry::name).collect();
-        assert!(names[..3].iter().all(|n| n.starts_with("W * * * * * UTC #")));
+        assert!(names[..3]
+            .iter()
+            .all(|n| n.starts_with("W * * * * * UTC #")));
         assert_ne!(names[0], names[1]);
         assert_ne!(names[0], names[2]);
         assert_ne!(names[1], names[2]);

@@ -2,7 +2,9 @@
 //!
 //! Only the leader inserts cron jobs. Each due minute of each entry becomes one job whose unique
 //! key is the entry's name and that minute, so the database refuses a second insert for the same
-//! minute even when two nodes both believed they led for a moment. A node that becomes leader
+//! minute even when two nodes both believed they led for a moment. An entry's name is its worker,
+//! expression and time zone; entries that share those (one worker on one schedule with other
+//! args or another queue) each add a fingerprint of their job to it, so each inserts its own job. A node that becomes leader
 //! looks back over a short window (`catch_up`) and inserts what its predecessor missed, which the
 //! same key makes safe.
 //!
@@ -24,6 +26,7 @@
 //! assert!(CronEntry::new("61 * * * *", NewJob::new("W", json!({}))).is_err());
 //! ```
 
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -44,6 +47,9 @@ pub struct CronEntry {
     schedule: Schedule,
     timezone: Tz,
     job: NewJob,
+    /// Set when other entries share this one's worker, expression and time zone: a fingerprint
+    /// of the job that tells them apart.
+    variant: Option<String>,
 }
 
 impl CronEntry {
@@ -62,6 +68,7 @@ impl CronEntry {
             schedule,
             timezone: Tz::UTC,
             job,
+            variant: None,
         })
     }
 
@@ -79,14 +86,40 @@ impl CronEntry {
         Ok(self)
     }
 
-    /// The entry's identity: worker, expression and time zone.
+    /// The entry's identity: worker, expression and time zone, stored in its jobs' `cron_name`.
+    /// In a [`CronScheduler`] where other entries share these (the same worker and schedule with
+    /// other args or another queue), each of them adds ` #` and a fingerprint of its job (8 hex
+    /// digits) so that each inserts its own job every minute.
     pub fn name(&self) -> String {
+        let base = self.base_name();
+        match &self.variant {
+            Some(variant) => format!("{base} #{variant}"),
+            None => base,
+        }
+    }
+
+    fn base_name(&self) -> String {
         format!(
             "{} {} {}",
             self.job.worker,
             self.expression,
             self.timezone.name()
         )
+    }
+
+    /// What tells this entry's job apart from another entry's on the same schedule: a hash of
+    /// everything it inserts but the worker.
+    fn fingerprint(&self) -> String {
+        let job = &self.job;
+        let identity = serde_json::json!({
+            "args": job.args,
+            "meta": job.meta,
+            "queue": job.queue,
+            "tags": job.tags,
+            "priority": job.priority,
+            "max_attempts": job.max_attempts,
+        });
+        crate::unique::canonical_hash(&identity)[..8].to_owned()
     }
 
     /// Whether the entry runs at the start of this UTC minute.
@@ -173,7 +206,18 @@ pub struct CronScheduler {
 
 impl CronScheduler {
     /// A scheduler that, on its first run, also inserts what was due in the `catch_up` before.
-    pub fn new(entries: Vec<CronEntry>, catch_up: Duration) -> Self {
+    ///
+    /// Entries that share a worker, expression and time zone get names of their own (see
+    /// [`CronEntry::name`]); entries that are the same in every respect stay one entry, which
+    /// inserts one job per minute.
+    pub fn new(mut entries: Vec<CronEntry>, catch_up: Duration) -> Self {
+        let mut shared_names: HashMap<String, usize> = HashMap::new();
+        for entry in &entries {
+            *shared_names.entry(entry.base_name()).or_default() += 1;
+        }
+        for entry in &mut entries {
+            entry.variant = (shared_names[&entry.base_name()] > 1).then(|| entry.fingerprint());
+        }
         Self {
             entries,
             catch_up,
@@ -242,6 +286,28 @@ mod tests {
 
     fn at(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn entries_sharing_a_schedule_get_names_of_their_own() {
+        let single = entry("* * * * *");
+        let plain = single.name();
+        assert_eq!(plain, "W * * * * * UTC", "a single entry keeps its name");
+        let other_args = CronEntry::new("* * * * *", NewJob::new("W", json!({"id": 2}))).unwrap();
+        let other_queue =
+            CronEntry::new("* * * * *", NewJob::new("W", json!({})).queue("q2")).unwrap();
+        let scheduler = CronScheduler::new(
+            vec![single, other_args, other_queue, entry("@hourly")],
+            Duration::ZERO,
+        );
+        let names: Vec<String> = scheduler.entries.iter().map(CronEntry::name).collect();
+        assert!(names[..3]
+            .iter()
+            .all(|n| n.starts_with("W * * * * * UTC #")));
+        assert_ne!(names[0], names[1]);
+        assert_ne!(names[0], names[2]);
+        assert_ne!(names[1], names[2]);
+        assert_eq!(names[3], "W @hourly UTC");
     }
 
     #[test]

@@ -4,8 +4,14 @@ use serde_json::Value;
 
 use crate::job::JobState;
 
-/// Which jobs a bulk cancel, retry or delete applies to. Every condition given must hold; an
-/// empty filter matches every job.
+/// Which jobs a bulk cancel, retry or delete applies to. Every condition given must hold.
+///
+/// A filter with no condition ([`JobFilter::new`] alone) matches every job, so the bulk
+/// operations ([`Oban::retry_jobs`](crate::Oban::retry_jobs),
+/// [`cancel_jobs`](crate::Oban::cancel_jobs), [`delete_jobs`](crate::Oban::delete_jobs)) refuse
+/// it: a condition that was meant to be added and was not must not empty the table. To act on
+/// every job on purpose, say so with [`JobFilter::all`]. Listing ([`Oban::jobs`](crate::Oban::jobs))
+/// accepts an empty filter.
 ///
 /// ```
 /// use oban_core::{JobFilter, JobState};
@@ -36,12 +42,52 @@ pub struct JobFilter {
     pub args: Option<Value>,
     /// Only jobs whose meta contains this JSON.
     pub meta: Option<Value>,
+    /// Made by [`JobFilter::all`]: matching every job is meant.
+    pub(crate) everything: bool,
 }
 
 impl JobFilter {
-    /// Matches every job.
+    /// A filter with no condition yet: add some with the methods below. Alone it matches every
+    /// job, which bulk operations refuse (use [`JobFilter::all`] for that).
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Every job, on purpose: what a bulk operation needs to act on the whole table.
+    ///
+    /// ```
+    /// use oban_core::JobFilter;
+    ///
+    /// assert!(JobFilter::new().is_empty());
+    /// assert!(!JobFilter::all().is_empty());
+    /// ```
+    pub fn all() -> Self {
+        Self {
+            everything: true,
+            ..Self::default()
+        }
+    }
+
+    /// Whether the filter has no condition and was not made by [`JobFilter::all`]: what bulk
+    /// operations refuse.
+    pub fn is_empty(&self) -> bool {
+        !self.everything
+            && self.ids.is_none()
+            && self.queues.is_empty()
+            && self.workers.is_empty()
+            && self.states.is_empty()
+            && self.tags.is_empty()
+            && self.args.is_none()
+            && self.meta.is_none()
+    }
+
+    /// `Ok` unless the filter [`is_empty`](Self::is_empty); `operation` names the bulk operation
+    /// in the error.
+    pub(crate) fn check_bulk(&self, operation: &'static str) -> crate::error::Result<()> {
+        if self.is_empty() {
+            return Err(crate::error::Error::EmptyFilter { operation });
+        }
+        Ok(())
     }
 
     /// Matches the job with this id.

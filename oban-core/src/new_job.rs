@@ -165,6 +165,34 @@ impl NewJob {
                 self.worker
             ));
         }
+        self.refuse_nul()
+    }
+
+    /// Refuses a NUL character anywhere in the job's text, naming the field by its JSON path
+    /// (`args.customer.name`, `tags[1]`): PostgreSQL cannot store one in `jsonb` or `text`, and
+    /// a job must be accepted or refused the same way on every engine.
+    fn refuse_nul(&self) -> Result<()> {
+        let worker = self.worker.escape_debug();
+        let refuse = |field: &str| {
+            Err(Error::InvalidJob(format!(
+                "{field} of a `{worker}` job contains a NUL character (\\u0000), which PostgreSQL cannot store: remove it, or encode binary data (base64, hex)"
+            )))
+        };
+        if self.worker.contains('\0') {
+            return refuse("the worker name");
+        }
+        if self.queue.contains('\0') {
+            return refuse("the queue name");
+        }
+        for (name, value) in [("args", &self.args), ("meta", &self.meta)] {
+            let mut path = name.to_owned();
+            if let Some(path) = nul_path(value, &mut path) {
+                return refuse(&format!("`{path}`"));
+            }
+        }
+        if let Some(i) = self.tags.iter().position(|tag| tag.contains('\0')) {
+            return refuse(&format!("`tags[{i}]`"));
+        }
         Ok(())
     }
 
@@ -174,6 +202,37 @@ impl NewJob {
         jobs.pop()
             .ok_or_else(|| Error::InvalidJob("the insert returned no row".into()))
     }
+}
+
+/// The JSON path (from `path`, which it extends) of the first string or object key in `value`
+/// holding a NUL character; a key is named by the path of its object plus the key itself.
+fn nul_path<'p>(value: &Value, path: &'p mut String) -> Option<&'p str> {
+    fn find(value: &Value, path: &mut String) -> bool {
+        match value {
+            Value::String(text) => text.contains('\0'),
+            Value::Array(items) => items.iter().enumerate().any(|(i, item)| {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                let found = find(item, path);
+                if !found {
+                    path.truncate(len);
+                }
+                found
+            }),
+            Value::Object(map) => map.iter().any(|(key, item)| {
+                let len = path.len();
+                path.push('.');
+                path.push_str(&key.escape_debug().to_string());
+                let found = key.contains('\0') || find(item, path);
+                if !found {
+                    path.truncate(len);
+                }
+                found
+            }),
+            _ => false,
+        }
+    }
+    find(value, path).then_some(path.as_str())
 }
 
 /// A job of worker `W` being built: its arguments plus per-job overrides of the worker's options.
@@ -349,5 +408,41 @@ impl IntoNewJob for NewJob {
 impl<W: Worker> IntoNewJob for JobBuilder<W> {
     fn into_new_job(self) -> Result<NewJob> {
         self.build()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn refusal(job: &NewJob) -> String {
+        job.validate().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_nul_is_refused_with_the_path_of_its_field() {
+        let job = NewJob::new(
+            "Billing.Invoice",
+            json!({"customer": {"name": "Ann\u{0}", "id": 1}}),
+        );
+        let message = refusal(&job);
+        assert!(message.contains("`args.customer.name`"), "{message}");
+        assert!(message.contains("`Billing.Invoice`"), "{message}");
+        let listed = NewJob::new("W", json!({"lines": [{"sku": "a"}, {"sku": "b\u{0}"}]}));
+        assert!(refusal(&listed).contains("`args.lines[1].sku`"));
+        let key = NewJob::new("W", json!({"odd\u{0}key": 1}));
+        assert!(
+            refusal(&key).contains("`args.odd\\0key`"),
+            "{}",
+            refusal(&key)
+        );
+        let meta = NewJob::new("W", json!({})).meta("note", "x\u{0}");
+        assert!(refusal(&meta).contains("`meta.note`"));
+        let tag = NewJob::new("W", json!({})).tag("ok").tag("b\u{0}d");
+        assert!(refusal(&tag).contains("`tags[1]`"));
+        assert!(NewJob::new("W", json!({"fine": "\u{1}é"}))
+            .validate()
+            .is_ok());
     }
 }

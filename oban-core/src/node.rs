@@ -269,7 +269,12 @@ impl Oban {
     }
 
     /// [`retry_job`](Self::retry_job) for every matching job; returns how many changed.
+    ///
+    /// # Errors
+    /// [`Error::EmptyFilter`](crate::Error::EmptyFilter) for a filter with no condition (use
+    /// [`JobFilter::all`] to retry every job on purpose); a database error.
     pub async fn retry_jobs(&self, filter: &JobFilter) -> Result<u64> {
+        filter.check_bulk("retry")?;
         let changed = self.inner.shared.engine.job_retry_many(filter).await?;
         if changed > 0 {
             self.inner.shared.wake_all();
@@ -284,21 +289,42 @@ impl Oban {
     }
 
     /// [`cancel_job`](Self::cancel_job) for every matching job; returns how many changed.
+    ///
+    /// The cancel is committed before running jobs are told to stop: this node stops its own at
+    /// once, the others are told by a notification. When that notification cannot be sent, the
+    /// jobs are still cancelled (their outcome will not be recorded) and this returns `Ok`
+    /// after logging a warning; those other nodes let the jobs run to their end.
+    ///
+    /// # Errors
+    /// [`Error::EmptyFilter`](crate::Error::EmptyFilter) for a filter with no condition (use
+    /// [`JobFilter::all`] to cancel every job on purpose); a database error from the cancel.
     pub async fn cancel_jobs(&self, filter: &JobFilter) -> Result<u64> {
+        filter.check_bulk("cancel")?;
         let (cancelled, executing) = self.inner.shared.engine.job_cancel_many(filter).await?;
+        let mut nodes = Nodes::All;
         for job_id in executing {
             let signal = Signal {
                 command: Command::Kill(job_id),
                 queue: None,
                 ident: None,
             };
-            self.inner.shared.broadcast(signal, Nodes::All).await?;
+            // The signal is applied here before it is sent, so this node's jobs stop even when
+            // the notification fails; after one failure the rest are only applied here.
+            if let Err(error) = self.inner.shared.broadcast(signal, nodes.clone()).await {
+                tracing::warn!(%error, job_id, "cancelled, but other nodes could not be told to stop their running cancelled jobs; they run to their end and their outcome is not recorded");
+                nodes = Nodes::Local;
+            }
         }
         Ok(cancelled)
     }
 
     /// Deletes matching jobs that are not running; returns how many.
+    ///
+    /// # Errors
+    /// [`Error::EmptyFilter`](crate::Error::EmptyFilter) for a filter with no condition (use
+    /// [`JobFilter::all`] to delete every job on purpose); a database error.
     pub async fn delete_jobs(&self, filter: &JobFilter) -> Result<u64> {
+        filter.check_bulk("delete")?;
         self.inner.shared.engine.job_delete_many(filter).await
     }
 

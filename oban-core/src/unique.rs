@@ -229,7 +229,6 @@ pub(crate) fn unique_key(job: &NewJob, options: &UniqueOptions) -> String {
             other => other.clone(),
         }
     };
-    // serde_json's Map is sorted by key, so the serialisation is canonical.
     let mut parts = Map::new();
     for field in options.fields {
         let (name, value) = match field {
@@ -240,8 +239,50 @@ pub(crate) fn unique_key(job: &NewJob, options: &UniqueOptions) -> String {
         };
         parts.insert(name.to_owned(), value);
     }
-    let canonical = Value::Object(parts).to_string();
-    hex::encode(Sha256::digest(canonical.as_bytes()))
+    canonical_hash(&Value::Object(parts))
+}
+
+/// SHA-256 (hex) of `value`'s canonical JSON ([`write_canonical`]).
+pub(crate) fn canonical_hash(value: &Value) -> String {
+    let mut canonical = Vec::new();
+    write_canonical(value, &mut canonical);
+    hex::encode(Sha256::digest(&canonical))
+}
+
+/// Writes `value` as compact JSON with every object's keys in byte order, at every depth.
+///
+/// The order is built here rather than taken from the map: serde_json's `Map` iterates in
+/// insertion order when any crate in the build enables its `preserve_order` feature, and the
+/// key must not change with that. The output is byte for byte what serde_json writes for a
+/// sorted map (its default), so keys stored before this function existed still match.
+fn write_canonical(value: &Value, out: &mut Vec<u8>) {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+            out.push(b'{');
+            for (i, (key, value)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                serde_json::to_writer(&mut *out, key).expect("a string serialises");
+                out.push(b':');
+                write_canonical(value, out);
+            }
+            out.push(b'}');
+        }
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(b']');
+        }
+        scalar => serde_json::to_writer(&mut *out, scalar).expect("a JSON scalar serialises"),
+    }
 }
 
 #[cfg(test)]
@@ -278,5 +319,46 @@ mod tests {
         let none1 = NewJob::new("W", json!({"note": "x"}));
         let none2 = NewJob::new("W", json!({"other": 3}));
         assert_eq!(key(&none1, opts), key(&none2, opts));
+    }
+
+    /// Keys computed by the code before `write_canonical` (serde_json's sorted map), which every
+    /// stored unique job carries: they must not change.
+    #[test]
+    fn keys_match_the_stored_test_vectors() {
+        let report = NewJob::new(
+            "MyApp.Workers.Report",
+            json!({"customer": {"name": "Zoë \"Z\"", "id": 42, "tags": ["b", "a"], "nested": {"z": null, "a": [1.5, -3, 18446744073709551615u64, 1e20]}}, "B": true, "a": "\n\t/\u{1}", "é": 0, "10": 1, "9": 2}),
+        )
+        .queue("reports")
+        .meta("trace", "x")
+        .meta("cron_at", "2026-01-01T00:00:00+00:00");
+        assert_eq!(
+            key(&report, UniqueOptions::new()),
+            "43af56792ea74f78b1e4c4f85d87ba68e5afd5b414f9259fed283d9a6096f744"
+        );
+        let picked = NewJob::new(
+            "W",
+            json!({"id": 7, "z": {"y": 1, "x": 2}, "note": "ignored"}),
+        )
+        .meta("cron_name", "W")
+        .meta("cron_at", "t");
+        let options = UniqueOptions::new()
+            .fields(&[UniqueField::Worker, UniqueField::Meta, UniqueField::Args])
+            .keys(&["z", "id", "cron_name", "cron_at"]);
+        assert_eq!(
+            key(&picked, options),
+            "4191e00f7f798273f778a5affd26229607e26d48d6f3580c7381f3f5e8bd1dbf"
+        );
+    }
+
+    #[test]
+    fn canonical_json_sorts_keys_at_every_depth() {
+        let value = json!({"b": [{"d": 1, "c": 2}], "a": {"y": null, "x": "é"}});
+        let mut out = Vec::new();
+        write_canonical(&value, &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"a":{"x":"é","y":null},"b":[{"c":2,"d":1}]}"#
+        );
     }
 }

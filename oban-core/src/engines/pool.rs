@@ -1,14 +1,17 @@
 //! [`DbPool`]: a connection pool on either engine, opened from a URL or the environment.
 
+use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::SqlitePool;
+use sqlx::{Connection, PgConnection};
 
 use crate::engine::Engine;
 use crate::engines::postgres::PostgresEngine;
 use crate::engines::sqlite::{self, SqliteEngine};
-use crate::error::{Error, Result};
+use crate::error::{redact, Error, Result};
 
 /// A connection pool on either engine: what a node runs on, and what an application can use for
 /// its own tables too (one database for the jobs and the data they commit with).
@@ -85,19 +88,79 @@ pub(crate) async fn from_env(size: u32) -> Result<DbPool> {
     }
 }
 
+/// How long the first connection may take before `connect` gives up on the server.
+const FIRST_CONNECTION_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Opens a pool of `size` connections on `url`, choosing the engine by its scheme.
+///
+/// Errors name the database by its URL with any password masked ([`redact`]).
 pub(crate) async fn connect(url: &str, size: u32) -> Result<DbPool> {
-    let scheme = url.split(':').next().unwrap_or_default();
-    match scheme {
-        "postgres" | "postgresql" => Ok(DbPool::Postgres(
-            PgPoolOptions::new()
-                .max_connections(size.max(2))
-                .connect(url)
-                .await?,
-        )),
-        "sqlite" => Ok(DbPool::Sqlite(sqlite::connect(url, size).await?)),
-        _ => Err(Error::Config(format!(
+    match scheme(url) {
+        Some("postgres" | "postgresql") => Ok(DbPool::Postgres(connect_postgres(url, size).await?)),
+        Some("sqlite") => Ok(DbPool::Sqlite(sqlite::connect(url, size).await?)),
+        Some(scheme) => Err(Error::Config(format!(
             "the database URL's scheme `{scheme}` is not supported: use postgres://user@host:port/db or sqlite://path/to/file.db"
         ))),
+        None => Err(Error::Config(format!(
+            "the database `{}` is not a URL: use postgres://user:password@host:port/db (key=value connection strings are not supported) or sqlite://path/to/file.db",
+            redact(url)
+        ))),
     }
+}
+
+/// The URL's scheme, when it starts with one (`letter *(letter / digit / "+" / "-" / ".") ":"`).
+fn scheme(url: &str) -> Option<&str> {
+    let (scheme, _) = url.trim().split_once(':')?;
+    let mut chars = scheme.chars();
+    let valid = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    valid.then_some(scheme)
+}
+
+/// A PostgreSQL pool on `url`, after one connection of its own: a pool retries a refused
+/// connection until its acquire timeout (30 s) and then reports only that timeout, where the
+/// single connection fails at once with the reason ("Connection refused", an unknown host, a
+/// failed login).
+async fn connect_postgres(url: &str, size: u32) -> Result<PgPool> {
+    let target = || redact(url);
+    let options = PgConnectOptions::from_str(url.trim()).map_err(|e| {
+        Error::Config(format!(
+            "`{}` is not a PostgreSQL URL: {}",
+            target(),
+            redact(&e.to_string())
+        ))
+    })?;
+    match tokio::time::timeout(
+        FIRST_CONNECTION_TIMEOUT,
+        PgConnection::connect_with(&options),
+    )
+    .await
+    {
+        Ok(Ok(first)) => {
+            let _ = first.close().await;
+        }
+        Ok(Err(source)) => {
+            return Err(Error::Connect {
+                target: target(),
+                source,
+            })
+        }
+        Err(_) => {
+            return Err(Error::Connect {
+                target: target(),
+                source: sqlx::Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no answer within {} s", FIRST_CONNECTION_TIMEOUT.as_secs()),
+                )),
+            })
+        }
+    }
+    PgPoolOptions::new()
+        .max_connections(size.max(2))
+        .connect_with(options)
+        .await
+        .map_err(|source| Error::Connect {
+            target: target(),
+            source,
+        })
 }

@@ -97,8 +97,13 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// `sqlite:///absolute/path.db`, or `sqlite::memory:`; the file is created when missing. WAL,
 /// a 5 s busy timeout and `synchronous = NORMAL` (durable at every checkpoint, safe with WAL).
 pub fn connect_options(url: &str) -> Result<SqliteConnectOptions> {
-    let options = SqliteConnectOptions::from_str(url)
-        .map_err(|e| Error::Config(format!("`{url}` is not a SQLite URL: {e}")))?;
+    let options = SqliteConnectOptions::from_str(url).map_err(|e| {
+        Error::Config(format!(
+            "`{}` is not a SQLite URL: {}",
+            crate::error::redact(url),
+            crate::error::redact(&e.to_string())
+        ))
+    })?;
     Ok(tune(options))
 }
 

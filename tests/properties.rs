@@ -10,6 +10,7 @@ use oban::{worker, Job, JobState, NewJob, Outcome};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::{Map, Value};
+use std::time::Duration;
 
 /// Text as users send it: any characters but NUL (which no engine stores alike; see
 /// `NewJob::validate`), with quotes, backslashes, escapes and characters outside the BMP.
@@ -176,4 +177,118 @@ async fn typed_args_round_trip_through_the_table() {
     if let Err(failure) = result {
         panic!("{failure}");
     }
+}
+
+/// Durations a configuration may hold: zero, small, ordinary, huge and "forever".
+fn duration() -> impl Strategy<Value = Duration> {
+    prop_oneof![
+        1 => Just(Duration::ZERO),
+        1 => (1u64..50).prop_map(Duration::from_millis),
+        12 => (50u64..5_000).prop_map(Duration::from_millis),
+        1 => (1u64..1_000_000).prop_map(Duration::from_secs),
+        1 => Just(Duration::from_secs(u64::MAX / 2)),
+        1 => Just(Duration::MAX),
+    ]
+}
+
+/// Panics anywhere in the process (a node's background task included) while `f` runs.
+fn panics_during<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&count);
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        seen.fetch_add(1, Ordering::SeqCst);
+        eprintln!("panic: {info}");
+    }));
+    let value = f();
+    drop(std::panic::take_hook());
+    std::panic::set_hook(previous);
+    (value, count.load(Ordering::SeqCst))
+}
+
+/// Whatever durations a builder is given, `start` either refuses them with a configuration error
+/// naming the option, or runs a node that works a job and shuts down within its bound; nothing
+/// panics, in `start` or in the node's tasks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_builder_durations_start_a_working_node_or_are_refused() {
+    let db = Db::new(Kind::Postgres).await;
+    let pool = db.pg_pool().expect("postgres").clone();
+    let strategy = (
+        prop::collection::vec(duration(), 7),
+        prop::option::of(duration()),
+    );
+    let mut runner = runner(64);
+    let handle = tokio::runtime::Handle::current();
+    let node = std::sync::atomic::AtomicUsize::new(0);
+    let started_nodes = std::sync::atomic::AtomicUsize::new(0);
+    let (result, panics) = panics_during(|| {
+        tokio::task::block_in_place(|| {
+            runner
+                .run(&strategy, |(d, prune_age)| {
+                    let node = node.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    handle.block_on(async {
+                        let builder = oban::Oban::builder()
+                            .pool(pool.clone())
+                            .migrate(false)
+                            .node(format!("prop-{node}"))
+                            .queue("properties", 2)
+                            .poll_interval(d[0])
+                            .stage_interval(d[1])
+                            .heartbeat_interval(d[2])
+                            .rescue(d[3], d[4])
+                            .leader_ttl(d[5])
+                            .prune(prune_age, d[6]);
+                        let oban = match builder.start().await {
+                            Ok(oban) => oban,
+                            Err(oban::Error::Config(message)) => {
+                                prop_assert!(message.contains('`'), "names the option: {message}");
+                                return Ok(());
+                            }
+                            Err(other) => {
+                                return Err(TestCaseError::fail(format!(
+                                    "not a config error: {other}"
+                                )))
+                            }
+                        };
+                        started_nodes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let job = TypedRoundTrip::new("x".into(), 1, vec![], None, Value::Null)
+                            .insert(&oban)
+                            .await
+                            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                        common::wait::poll(
+                            "the job to complete",
+                            Duration::from_secs(5),
+                            Duration::from_millis(10),
+                            async || match oban.job(job.id).await {
+                                Ok(Some(job)) if job.state == JobState::Completed => Ok(()),
+                                Ok(job) => Err(format!("{:?}", job.map(|j| j.state))),
+                                Err(error) => Err(error.to_string()),
+                            },
+                        )
+                        .await;
+                        let started = std::time::Instant::now();
+                        oban.shutdown(Duration::from_millis(100)).await;
+                        prop_assert!(
+                            started.elapsed()
+                                < Duration::from_millis(100)
+                                    + oban::Oban::SHUTDOWN_MARGIN
+                                    + Duration::from_secs(1),
+                            "shutdown took {:?}",
+                            started.elapsed()
+                        );
+                        Ok(())
+                    })
+                })
+                .map_err(|failure| failure.to_string())
+        })
+    });
+    if let Err(failure) = result {
+        panic!("{failure}");
+    }
+    assert_eq!(
+        panics, 0,
+        "no panic anywhere while nodes started and stopped"
+    );
 }

@@ -28,6 +28,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "fetch index and function",
         include_str!("../../../../migrations/postgres/004_fetch.sql"),
     ),
+    (
+        5,
+        "fetch discards exhausted jobs",
+        include_str!("../../../../migrations/postgres/005_fetch_exhausted.sql"),
+    ),
 ];
 
 /// Arbitrary but fixed key of the advisory lock that serialises migrations.

@@ -94,8 +94,18 @@ pub(crate) struct Expiring<'a> {
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Replacement<'a> {
     pub(crate) args: Option<&'a Value>,
-    /// Never below the attempts the job already made.
+    /// Set as `max(max_attempts, attempt + attempts_left)`, with the row's `attempt` as the
+    /// statement finds it (see [`Replacement::attempts_left`]).
     pub(crate) max_attempts: Option<i32>,
+    /// The attempts a replaced `max_attempts` keeps above those the job already made: 1 for a
+    /// job that will run again (available, scheduled, suspended, retryable), so that it is
+    /// never left with all of its attempts spent, which its next claim would have to discard
+    /// unrun; 0 for a running or finished job, whose attempts are all made and counted.
+    ///
+    /// It is a margin over the row's `attempt` rather than a value computed from the job looked
+    /// up: the statement is guarded by the state only, and a job can run and come back to the
+    /// same state, one attempt further, between the lookup and the replace.
+    pub(crate) attempts_left: i32,
     pub(crate) meta: Option<&'a Value>,
     pub(crate) priority: Option<i32>,
     pub(crate) queue: Option<&'a str>,
@@ -107,6 +117,7 @@ pub(crate) struct Replacement<'a> {
 impl<'a> Replacement<'a> {
     /// What `job`'s replace rules set on a duplicate in `state`; `None` when they set nothing.
     fn of(job: &'a NewJob, state: JobState) -> Option<Self> {
+        let runs_again = !state.is_final() && state != JobState::Executing;
         let fields: Vec<ReplaceField> = job
             .replace
             .iter()
@@ -120,6 +131,7 @@ impl<'a> Replacement<'a> {
         Some(Self {
             args: has(ReplaceField::Args).then_some(&job.args),
             max_attempts: has(ReplaceField::MaxAttempts).then_some(job.max_attempts),
+            attempts_left: i32::from(runs_again),
             meta: has(ReplaceField::Meta).then_some(&job.meta),
             priority: has(ReplaceField::Priority).then_some(job.priority),
             queue: has(ReplaceField::Queue).then_some(job.queue.as_str()),

@@ -15,8 +15,10 @@ pub(super) async fn fetch_available(
     attempted_by: &[String],
     after: Option<FetchCursor>,
 ) -> Result<Vec<Job>> {
-    // The claim is `oban_fetch_available` (migrations/postgres/004_fetch.sql): a function so
-    // that its plan is pinned to the ordered scan of the fetch index.
+    // The claim is `oban_fetch_available` (migrations/postgres/004_fetch.sql, as
+    // 005_fetch_exhausted.sql replaces it): a function so that its plan is pinned to the ordered
+    // scan of the fetch index. It returns only the jobs it claimed: an available job with no
+    // attempt left is discarded instead, so that it never fails the claim.
     const SQL: &str = concat!(
         "SELECT ",
         job_columns!(),

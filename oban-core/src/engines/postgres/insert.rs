@@ -129,7 +129,7 @@ impl InsertStatements for Statements<'_> {
             "UPDATE oban_jobs j SET
                args = coalesce($3, j.args),
                max_attempts = CASE WHEN $4::int4 IS NULL THEN j.max_attempts
-                                   ELSE greatest($4, j.attempt) END,
+                                   ELSE greatest($4, j.attempt + $11) END,
                meta = coalesce($5, j.meta),
                priority = coalesce($6, j.priority),
                queue = coalesce($7, j.queue),
@@ -150,6 +150,7 @@ impl InsertStatements for Statements<'_> {
             .bind(with.scheduled_at.is_some())
             .bind(with.scheduled_at.flatten().map(|at| at.naive_utc()))
             .bind(with.tags)
+            .bind(with.attempts_left)
             .fetch_optional(&mut *self.conn)
             .await?;
         row.as_ref().map(job_from_row).transpose()

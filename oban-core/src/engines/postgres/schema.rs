@@ -29,6 +29,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("../../../../migrations/postgres/004_fetch.sql"),
     ),
     (
+        5,
+        "fetch discards exhausted jobs",
+        include_str!("../../../../migrations/postgres/005_fetch_exhausted.sql"),
+    ),
+    (
         6,
         "executing index",
         include_str!("../../../../migrations/postgres/006_executing_index.sql"),

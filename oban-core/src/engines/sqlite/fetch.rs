@@ -1,4 +1,9 @@
 //! The claim: available jobs of a queue moved to `executing`, under the write lock.
+//!
+//! An available job whose attempts are all spent (`attempt >= max_attempts`: a replay by SQL, an
+//! older client) is discarded instead of run, with an entry in `errors` that says why, as
+//! PostgreSQL's claim does (`migrations/postgres/005_fetch_exhausted.sql`). Incrementing its
+//! attempt would break the `attempt <= max_attempts` check and fail every claim of its queue.
 
 use serde_json::Value;
 
@@ -10,6 +15,13 @@ use crate::job::Job;
 
 /// See [`Engine::job_fetch_available`](crate::engine::Engine::job_fetch_available); SQLite scans
 /// from the head (one writer at a time and a small table keep that cheap), so there is no cursor.
+///
+/// The claim takes the first `demand` available jobs and moves those with an attempt left; a
+/// normal job costs one comparison more than before. Only a short claim (the end of the queue,
+/// or spent jobs among those taken) runs a second statement, which discards the spent jobs that
+/// were taken: they are now the first available ones. If it discarded any, jobs after them may
+/// be claimable, so the claim runs again for what is missing: a short answer keeps meaning that
+/// nothing more is available.
 pub(super) async fn fetch_available(
     engine: &SqliteEngine,
     queue: &str,
@@ -19,7 +31,7 @@ pub(super) async fn fetch_available(
     if demand == 0 {
         return Ok(Vec::new());
     }
-    let sql = format!(
+    let claim = format!(
         concat!(
             "UPDATE oban_jobs AS j
              SET state = 'executing', attempt = j.attempt + 1, attempted_at = ?3, attempted_by = ?4, ",
@@ -29,20 +41,66 @@ pub(super) async fn fetch_available(
                WHERE state = 'available' AND queue = ?1
                ORDER BY priority, scheduled_at, id
                LIMIT ?2)
+               AND j.attempt < j.max_attempts
              RETURNING {}"
         ),
         JOB_COLUMNS
     );
+    let attempted_by = Value::from(attempted_by).to_string();
+    let mut jobs = Vec::new();
     let write = engine.hub.write.lock().await;
-    let rows = sqlx::query(&sql)
-        .bind(queue)
-        .bind(i64::from(demand))
-        .bind(ts(now()))
-        .bind(Value::from(attempted_by).to_string())
-        .fetch_all(&engine.pool)
-        .await?;
+    while (jobs.len() as u64) < u64::from(demand) {
+        let wanted = u64::from(demand) - jobs.len() as u64;
+        let rows = sqlx::query(&claim)
+            .bind(queue)
+            .bind(i64::try_from(wanted).unwrap_or(i64::MAX))
+            .bind(ts(now()))
+            .bind(&attempted_by)
+            .fetch_all(&engine.pool)
+            .await?;
+        let claimed = rows.len() as u64;
+        for row in &rows {
+            jobs.push(job_from_row(row)?);
+        }
+        if claimed == wanted {
+            break;
+        }
+        // Short: every job taken but not claimed was spent, and they now come first.
+        if discard_spent(engine, queue, wanted - claimed).await? == 0 {
+            break;
+        }
+    }
     drop(write);
-    let mut jobs = rows.iter().map(job_from_row).collect::<Result<Vec<_>>>()?;
     jobs.sort_by_key(|job| (job.priority, job.scheduled_at, job.id));
     Ok(jobs)
+}
+
+/// Discards the spent jobs among the first `limit` available jobs of `queue`; returns how many.
+async fn discard_spent(engine: &SqliteEngine, queue: &str, limit: u64) -> Result<u64> {
+    const SQL: &str = concat!(
+        "UPDATE oban_jobs AS j
+         SET state = 'discarded', discarded_at = ?3,
+             errors = json_insert(j.errors, '$[#]', json_object(
+               'at', ?4, 'attempt', j.attempt,
+               'error', printf('discarded instead of run: the job was available with all of its '
+                               || 'attempts spent (attempt %d of max_attempts %d), and running it '
+                               || 'would exceed max_attempts; to run it again, retry it with a '
+                               || 'higher max_attempts', j.attempt, j.max_attempts))), ",
+        keep_uniq_key!("'discarded'"),
+        " WHERE j.id IN (
+           SELECT id FROM oban_jobs
+           WHERE state = 'available' AND queue = ?1
+           ORDER BY priority, scheduled_at, id
+           LIMIT ?2)
+           AND j.attempt >= j.max_attempts"
+    );
+    let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let done = sqlx::query(SQL)
+        .bind(queue)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .bind(ts(now()))
+        .bind(at)
+        .execute(&engine.pool)
+        .await?;
+    Ok(done.rows_affected())
 }

@@ -142,7 +142,7 @@ impl InsertStatements for Statements<'_> {
         let sql = format!(
             "UPDATE oban_jobs SET
                args = coalesce(json(?3), args),
-               max_attempts = CASE WHEN ?4 IS NULL THEN max_attempts ELSE max(?4, attempt) END,
+               max_attempts = CASE WHEN ?4 IS NULL THEN max_attempts ELSE max(?4, attempt + ?10) END,
                meta = coalesce(json(?5), meta),
                priority = coalesce(?6, priority),
                queue = coalesce(?7, queue),
@@ -165,6 +165,7 @@ impl InsertStatements for Statements<'_> {
             .bind(with.queue)
             .bind(scheduled_at)
             .bind(with.tags.map(|tags| Value::from(tags).to_string()))
+            .bind(with.attempts_left)
             .fetch_optional(&mut *self.0)
             .await?;
         row.as_ref().map(job_from_row).transpose()

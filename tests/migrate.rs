@@ -23,12 +23,15 @@ impl Worker for Probe {
 }
 
 /// The shape without what this runtime adds (the `uniq_key` column and index for unique jobs,
-/// the partial fetch index), and how many of those additions are there.
+/// the partial fetch index, the partial index of executing jobs for the lifeline), and how many
+/// of those additions are there.
 async fn shape_besides_additions(pool: &PgPool) -> (Vec<String>, usize) {
-    let (added, kept): (Vec<String>, Vec<String>) = jobs_table_shape(pool)
-        .await
-        .into_iter()
-        .partition(|l| l.contains("uniq_key") || l.contains("oban_jobs_fetch_index"));
+    let (added, kept): (Vec<String>, Vec<String>) =
+        jobs_table_shape(pool).await.into_iter().partition(|l| {
+            l.contains("uniq_key")
+                || l.contains("oban_jobs_fetch_index")
+                || l.contains("oban_jobs_executing_index")
+        });
     (kept, added.len())
 }
 
@@ -194,8 +197,8 @@ async fn an_elixir_oban_schema_is_kept_and_its_jobs_run() {
         "all of oban_jobs as Elixir Oban made it is kept"
     );
     assert_eq!(
-        added, 3,
-        "only the uniq_key column, its index and the fetch index are added"
+        added, 4,
+        "only the uniq_key column, its index, the fetch index and the executing index are added"
     );
     assert!(
         enum_values(&pool).await.contains(&"suspended".to_owned()),
@@ -234,8 +237,8 @@ async fn a_python_oban_schema_is_kept_and_its_jobs_run() {
         "all of oban_jobs as the Python port made it is kept"
     );
     assert_eq!(
-        added, 3,
-        "only the uniq_key column, its index and the fetch index are added"
+        added, 4,
+        "only the uniq_key column, its index, the fetch index and the executing index are added"
     );
     let leaders_after: Vec<String> = sqlx::query_scalar(
         "SELECT column_name::text FROM information_schema.columns WHERE table_name = 'oban_leaders' ORDER BY 1",

@@ -4,9 +4,10 @@
 //! key is the entry's name and that minute, so the database refuses a second insert for the same
 //! minute even when two nodes both believed they led for a moment. An entry's name is its worker,
 //! expression and time zone; entries that share those (one worker on one schedule with other
-//! args or another queue) each add a fingerprint of their job to it, so each inserts its own job. A node that becomes leader
-//! looks back over a short window (`catch_up`) and inserts what its predecessor missed, which the
-//! same key makes safe.
+//! args or another queue) each add a fingerprint of their job to it, so each inserts its own job.
+//! A node that becomes leader looks back over a short window (`catch_up`) and inserts what its
+//! predecessor missed, which the same key makes safe. An entry whose expression never matches
+//! (February 30th) is accepted with a warning at start.
 //!
 //! Matching is on the wall clock of the entry's time zone, as in Elixir Oban: on the night clocks
 //! go forward, a time that does not exist (02:30 in New York on the second Sunday of March) does
@@ -120,6 +121,24 @@ impl CronEntry {
             "max_attempts": job.max_attempts,
         });
         crate::unique::canonical_hash(&identity)[..8].to_owned()
+    }
+
+    /// When the entry next runs after `now`, or `None` when it never will: an expression whose
+    /// fields never meet (`0 0 30 2 *`, February 30th) or `@reboot`, which runs only when a
+    /// scheduler starts.
+    pub fn next_after(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match &self.schedule {
+            Schedule::Reboot => None,
+            Schedule::Cron(cron) => cron
+                .find_next_occurrence(&now.with_timezone(&self.timezone), false)
+                .ok()
+                .map(|at| at.with_timezone(&Utc)),
+        }
+    }
+
+    /// Whether the entry never runs: not `@reboot`, and no time ever matches its expression.
+    pub fn never_fires(&self) -> bool {
+        matches!(self.schedule, Schedule::Cron(_)) && self.next_after(Utc::now()).is_none()
     }
 
     /// Whether the entry runs at the start of this UTC minute.
@@ -278,6 +297,20 @@ pub(crate) fn until_next_minute(now: DateTime<Utc>) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_expression_that_never_matches_is_told_apart() {
+        let entry = |expression: &str| {
+            CronEntry::new(expression, NewJob::new("W", serde_json::json!({}))).unwrap()
+        };
+        assert!(entry("0 0 30 2 *").never_fires(), "February 30th");
+        assert!(entry("0 0 31 4 *").never_fires(), "April 31st");
+        assert!(!entry("0 0 29 2 *").never_fires(), "leap days come");
+        assert!(!entry("*/5 * * * *").never_fires());
+        assert!(!entry("@reboot").never_fires(), "runs at start");
+        let now = Utc::now();
+        assert!(entry("@hourly").next_after(now).unwrap() > now);
+    }
     use serde_json::json;
 
     fn entry(expr: &str) -> CronEntry {

@@ -21,7 +21,10 @@ pub trait MigrateTarget<'a> {
 /// - On an empty database: Oban's `oban_jobs` table, `oban_job_state` type and indexes (as Elixir
 ///   Oban's migrations leave them), plus `oban_peers` and `oban_producers`.
 /// - On a database where Elixir Oban or Oban's Python port already installed `oban_jobs`: that
-///   table is kept as it is; only missing states and tables are added.
+///   table is kept as it is; only missing states and tables are added, plus what this runtime
+///   needs on the table: the `uniq_key` column and its partial unique index, the partial fetch
+///   index and the `oban_fetch_available` function, and a partial index of executing jobs for the
+///   lifeline.
 ///
 /// On SQLite (`migrations/sqlite`): the same tables with SQLite's types, and the file switched to
 /// WAL mode (see [`crate::engines::sqlite`]).

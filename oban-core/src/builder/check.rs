@@ -120,6 +120,12 @@ impl Builder {
                 cron.push(CronEntry::new(expression, job)?.timezone(timezone)?);
             }
         }
+        for entry in cron.iter().filter(|entry| entry.never_fires()) {
+            tracing::warn!(
+                cron = %entry.name(),
+                "this cron entry never fires: no date matches its expression (a day that does not exist in its month?); check the day-of-month and month fields"
+            );
+        }
         Ok(cron)
     }
 

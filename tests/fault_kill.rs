@@ -9,10 +9,9 @@
 mod common;
 
 use std::collections::HashSet;
-use std::process::Stdio;
 use std::time::Duration;
 
-use common::process::{this_test, ChildGuard};
+use common::process::{child_node_env, spawn_child_node, until_parent_gone, ChildGuard};
 use common::wait::wait_until_every;
 use oban::{Backoff, JobContext, JobError, NewJob, Oban, Outcome, Worker, WorkerOptions};
 use rand::Rng;
@@ -68,10 +67,7 @@ impl Worker for Chaos {
 #[tokio::test]
 #[ignore = "runs only as a child process of `fault_suite_nodes_killed_six_times_lose_nothing`"]
 async fn chaos_child_node() {
-    let (Ok(url), Ok(node)) = (
-        std::env::var("OBAN_CHILD_URL"),
-        std::env::var("OBAN_CHILD_NODE"),
-    ) else {
+    let Some((url, node)) = child_node_env() else {
         return;
     };
     let marks = PgPool::connect(&url).await.expect("child connects");
@@ -90,25 +86,12 @@ async fn chaos_child_node() {
         .await
         .expect("child node starts");
     // Run until killed, or until the parent test is gone (its end of our stdin closes).
-    let (gone, parent_gone) = tokio::sync::oneshot::channel();
-    std::thread::spawn(move || {
-        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
-        let _ = gone.send(());
-    });
-    let _ = tokio::time::timeout(Duration::from_secs(600), parent_gone).await;
+    until_parent_gone(Duration::from_secs(600)).await;
     oban.shutdown(Duration::from_secs(1)).await;
 }
 
 fn spawn_node(url: &str, node: &str) -> ChildGuard {
-    ChildGuard::spawn(
-        node,
-        this_test("chaos_child_node")
-            .env("OBAN_CHILD_URL", url)
-            .env("OBAN_CHILD_NODE", node)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    )
+    spawn_child_node("chaos_child_node", url, node)
 }
 
 async fn unfinished(pool: &PgPool) -> i64 {

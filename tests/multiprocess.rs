@@ -4,10 +4,9 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::Duration;
 
-use common::process::{this_test, ChildGuard};
+use common::process::{child_node_env, spawn_child_node, until_parent_gone, ChildGuard};
 use common::wait::wait_until_every;
 use oban::{JobContext, JobError, NewJob, Oban, Outcome, Worker};
 use serde::{Deserialize, Serialize};
@@ -33,10 +32,7 @@ impl Worker for Work {
 #[tokio::test]
 #[ignore = "runs only as a child process of `nodes_share_work_survive_sigkill_and_replace_the_leader`"]
 async fn child_node() {
-    let (Ok(url), Ok(node)) = (
-        std::env::var("OBAN_CHILD_URL"),
-        std::env::var("OBAN_CHILD_NODE"),
-    ) else {
+    let Some((url, node)) = child_node_env() else {
         return;
     };
     let oban = Oban::builder()
@@ -54,26 +50,13 @@ async fn child_node() {
         .expect("child node starts");
     // Run until killed, or until the parent test is gone even if it could not kill us (its end
     // of our stdin closes), and at most 10 minutes.
-    let (gone, parent_gone) = tokio::sync::oneshot::channel();
-    std::thread::spawn(move || {
-        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
-        let _ = gone.send(());
-    });
-    let _ = tokio::time::timeout(Duration::from_secs(600), parent_gone).await;
+    until_parent_gone(Duration::from_secs(600)).await;
     oban.shutdown(Duration::from_secs(1)).await;
 }
 
 /// A node process, killed when the guard drops (when the test ends, whether or not it passed).
 fn spawn_node(url: &str, node: &str) -> ChildGuard {
-    ChildGuard::spawn(
-        node,
-        this_test("child_node")
-            .env("OBAN_CHILD_URL", url)
-            .env("OBAN_CHILD_NODE", node)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    )
+    spawn_child_node("child_node", url, node)
 }
 
 async fn completed(pool: &PgPool) -> i64 {

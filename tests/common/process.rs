@@ -22,6 +22,41 @@ pub fn this_test(name: &str) -> Command {
     command
 }
 
+/// A node process: this test binary run again as the ignored test `test`, told the database
+/// and its node name through `OBAN_CHILD_URL` and `OBAN_CHILD_NODE` (read them with
+/// [`child_node_env`]); its stdin is a pipe whose closing tells it the parent is gone.
+pub fn spawn_child_node(test: &str, url: &str, node: &str) -> ChildGuard {
+    ChildGuard::spawn(
+        node,
+        this_test(test)
+            .env("OBAN_CHILD_URL", url)
+            .env("OBAN_CHILD_NODE", node)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
+}
+
+/// In a child node: the database URL and node name [`spawn_child_node`] passed, or `None` when
+/// the test runs on its own (`cargo test -- --ignored`), which then has nothing to do.
+pub fn child_node_env() -> Option<(String, String)> {
+    Some((
+        std::env::var("OBAN_CHILD_URL").ok()?,
+        std::env::var("OBAN_CHILD_NODE").ok()?,
+    ))
+}
+
+/// In a child node: returns once the parent test is gone (its end of our stdin closes, even if
+/// it could not kill us), or after `limit`.
+pub async fn until_parent_gone(limit: Duration) {
+    let (gone, parent_gone) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+        let _ = gone.send(());
+    });
+    let _ = tokio::time::timeout(limit, parent_gone).await;
+}
+
 /// A running child process, killed (SIGKILL) and reaped when dropped unless it was waited for.
 ///
 /// Whatever of its stdout and stderr is piped is read as it comes (so the child never blocks on a

@@ -3,10 +3,11 @@
 //! An error the acks' values cause ([`Engine::is_data_error`]) splits the batch in halves until
 //! the refused acks stand alone; the rest are written. A refused ack is written again as its
 //! [`Ack::fallback`] (the same outcome, its error replaced by a note saying why the original
-//! could not be stored); if even that is refused, it is logged with the job id and dropped, and
-//! the job stays `executing` until the lifeline rescues it after this node's producer stops
-//! heartbeating (at shutdown or when the node dies). Any other error (a lost connection, a pool
-//! timeout) stops the write and returns what is still unwritten, to be retried as it is.
+//! could not be stored); if even that is refused, it is logged with the job id and dropped: the
+//! producer's next heartbeat no longer lists the job as held, so the lifeline's next pass makes
+//! it available again (see `queue/held.rs`), and the attempt it ran counts. Any other error (a
+//! lost connection, a pool timeout) stops the write and returns what is still unwritten, to be
+//! retried as it is.
 
 use async_trait::async_trait;
 
@@ -109,8 +110,7 @@ pub(crate) async fn write<S: AckSink + ?Sized>(
                     first_error = %error,
                     state = ack.state.as_str(),
                     "the database refused this job's outcome even without its error and meta; \
-                     dropping it: the job stays executing until the lifeline rescues it after \
-                     this node stops"
+                     dropping it: the lifeline makes the job available again within seconds"
                 );
                 written.dropped += 1;
             }

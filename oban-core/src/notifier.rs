@@ -23,7 +23,17 @@ impl Channel {
     /// Every channel.
     pub const ALL: [Channel; 3] = [Channel::Insert, Channel::Signal, Channel::Leader];
 
-    /// The PostgreSQL channel name.
+    /// The channel's name without its prefix (`oban_insert`, `oban_signal`, `oban_leader`);
+    /// on PostgreSQL, a node listens on `{prefix}.{suffix}` (see [`crate::Prefix`]).
+    pub const fn suffix(self) -> &'static str {
+        match self {
+            Channel::Insert => "oban_insert",
+            Channel::Signal => "oban_signal",
+            Channel::Leader => "oban_leader",
+        }
+    }
+
+    /// The PostgreSQL channel name under the default prefix, `public`.
     pub const fn name(self) -> &'static str {
         match self {
             Channel::Insert => "public.oban_insert",

@@ -324,6 +324,42 @@ async fn a_node_in_a_prefix_works_while_public_holds_no_oban_tables() {
     assert_eq!(public_objects(&pool).await, Vec::<String>::new());
 }
 
+/// An Elixir Oban schema installed in a prefix (Elixir's `prefix: "elixir"`) is kept as it is by
+/// `migrate_prefix`, which adds only what this runtime needs, there; its jobs run.
+#[tokio::test]
+async fn an_elixir_schema_in_a_prefix_is_kept_and_its_jobs_run() {
+    let (pool, _) = common::empty_database().await;
+    let mut conn = pool.acquire().await.unwrap();
+    sqlx::raw_sql("CREATE SCHEMA elixir; SET search_path TO elixir;")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    sqlx::raw_sql(include_str!("fixtures/elixir_oban_v12.sql"))
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    sqlx::raw_sql(
+        "INSERT INTO oban_jobs (queue, worker, args) VALUES ('default', 'Test.Tenant', '{\"label\": \"from-elixir\"}');
+         RESET search_path;",
+    )
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+    drop(conn);
+    oban::migrate_prefix(&pool, "elixir").await.unwrap();
+    // Elixir's own index over every state is still there: the table was kept.
+    let kept = "SELECT count(*) FROM pg_indexes WHERE schemaname = 'elixir'
+                AND indexname = 'oban_jobs_state_queue_priority_scheduled_at_id_index'";
+    assert_eq!(count(&pool, kept).await, 1);
+    assert_eq!(public_objects(&pool).await, Vec::<String>::new());
+    let (oban, ran) = node(&pool, "elixir", "node-e", Duration::from_millis(50)).await;
+    wait_until("the Elixir job to run", LIMIT, async || {
+        ran.labels() == ["from-elixir"]
+    })
+    .await;
+    oban.shutdown(Duration::from_secs(5)).await;
+}
+
 #[tokio::test]
 async fn the_pruner_deletes_old_jobs_of_its_prefix() {
     let (pool, _) = common::empty_database().await;

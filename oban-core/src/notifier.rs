@@ -3,7 +3,8 @@
 //! Channel names and payloads are Elixir Oban's (`public.oban_insert` with `{"queue": ..}`,
 //! `public.oban_signal` with `{"action": "pause" | "resume" | "scale" | "start" | "stop" |
 //! "pkill", ..}`, `public.oban_leader` with `{"down": name}`), so a pause sent from Oban Web or
-//! an Elixir node reaches Rust nodes too.
+//! an Elixir node reaches Rust nodes too. A node in another schema prefix uses that prefix in
+//! place of `public` (`tenant_a.oban_signal`, as Elixir Oban does; see [`crate::Prefix`]).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

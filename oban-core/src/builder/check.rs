@@ -244,6 +244,20 @@ mod tests {
     }
 
     #[test]
+    fn a_prefix_that_is_not_a_plain_identifier_is_refused() {
+        let error = Builder::default()
+            .prefix("tenant-a")
+            .check_config()
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(error.contains("`prefix` `tenant-a`"), "{error}");
+        let mut builder = Builder::default().prefix("tenant_a");
+        assert!(builder.check_config().is_ok());
+        assert_eq!(builder.schema.name(), "tenant_a");
+    }
+
+    #[test]
     fn intervals_are_bounded() {
         assert!(interval("x", Duration::ZERO, "").is_err());
         assert!(interval("x", Duration::MAX, "").is_err());

@@ -488,13 +488,24 @@ async fn sqlite_refuses_a_prefix_other_than_public() {
         .unwrap_err()
         .to_string();
     assert!(error.contains("SQLite"), "{error}");
+    let tenant = Prefix::new("tenant_a").unwrap();
+    let error = job("x")
+        .insert(Prefixed::new(tenant, &lite))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("own file"), "{error}");
     // The default prefix is the file's one instance.
     oban::migrate_prefix(&lite, "public").await.unwrap();
     let oban = Oban::builder()
-        .sqlite_pool(lite)
+        .sqlite_pool(lite.clone())
         .prefix("public")
+        .testing(oban::testing::Testing::Manual)
         .start()
         .await
         .unwrap();
+    let mut tx = lite.begin_with("BEGIN IMMEDIATE").await.unwrap();
+    job("x").insert(oban.within(&mut *tx)).await.unwrap();
+    tx.commit().await.unwrap();
     oban.shutdown(Duration::from_secs(5)).await;
 }

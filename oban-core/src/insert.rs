@@ -71,7 +71,8 @@ impl<'a> JobInserter<'a> for &'a Oban {
 /// # Ok(()) }
 /// ```
 ///
-/// A node hands out one for its own prefix with [`Oban::within`].
+/// A node hands out one for its own prefix with [`Oban::within`]. SQLite's pools and
+/// connections take `Prefixed` too, with the default prefix only (one instance per file).
 #[derive(Debug)]
 pub struct Prefixed<T> {
     prefix: Prefix,

@@ -1,8 +1,9 @@
 //! The engine conformance suite: every behaviour the runtime needs from a database, written once
 //! and run against each engine (PostgreSQL and SQLite), through the `Engine` trait and through
 //! `Oban` nodes. `conformance!` below stamps out one `#[tokio::test]` per engine per behaviour,
-//! named `postgres::<behaviour>` and `sqlite::<behaviour>`; the behaviours live by topic in
-//! `conformance/*.rs`.
+//! named `postgres::<behaviour>` and `sqlite::<behaviour>`, and once more on PostgreSQL in a
+//! schema prefix while `public` holds nothing (`postgres_prefix::<behaviour>`); the behaviours
+//! live by topic in `conformance/*.rs`.
 //!
 //! What an engine cannot do is tested as its documented degradation: SQLite's notifications
 //! reach the nodes of one process (here, every node is in this process).
@@ -47,6 +48,14 @@ macro_rules! conformance {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     crate::$topic::$name(crate::harness::Kind::Postgres).await
+                }
+            )*
+        }
+        mod postgres_prefix {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    crate::$topic::$name(crate::harness::Kind::PostgresPrefix).await
                 }
             )*
         }

@@ -50,7 +50,7 @@ on_both_engines!(
 /// Runs `sql` on the test database, as a replay or another client would.
 async fn exec(db: &Db, sql: &str) {
     match db.kind {
-        Kind::Postgres => {
+        Kind::Postgres | Kind::PostgresPrefix => {
             sqlx::raw_sql(sql)
                 .execute(db.pg_pool().unwrap())
                 .await
@@ -185,7 +185,7 @@ async fn an_available_row_beyond_max_attempts_is_discarded_too(kind: Kind) {
     // Both schemas check `attempt <= max_attempts`; a schema without the check (another
     // installer's, or the check dropped) can hold such a row.
     match kind {
-        Kind::Postgres => {
+        Kind::Postgres | Kind::PostgresPrefix => {
             exec(
                 &db,
                 &format!("ALTER TABLE oban_jobs DROP CONSTRAINT attempt_range; {update}"),

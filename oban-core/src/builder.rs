@@ -25,6 +25,7 @@ use crate::maintenance::leader::{LeaderConfig, Leadership};
 use crate::maintenance::{cron, leader, lifeline, pruner, reindexer, stager};
 use crate::new_job::IntoNewJob;
 use crate::node::{Oban, Shared, Tasks};
+use crate::prefix::Prefix;
 use crate::queue::completer::Completer;
 use crate::registry::{Registry, WorkerRegistration};
 use crate::state::StateMap;
@@ -46,6 +47,9 @@ pub struct Builder {
     database: Database,
     queues: Vec<(String, u32)>,
     node: Option<String>,
+    /// The prefix as given; `schema` once `start` checked it.
+    prefix: String,
+    schema: Prefix,
     state: StateMap,
     manual: Vec<WorkerRegistration>,
     cron: Vec<Result<CronEntry>>,
@@ -72,6 +76,8 @@ impl Default for Builder {
             database: Database::None,
             queues: Vec::new(),
             node: None,
+            prefix: Prefix::PUBLIC.name().to_owned(),
+            schema: Prefix::PUBLIC,
             state: StateMap::new(),
             manual: Vec::new(),
             cron: Vec::new(),
@@ -137,6 +143,36 @@ impl Builder {
     /// database: leadership and `attempted_by` go by them.
     pub fn node(mut self, node: impl Into<String>) -> Self {
         self.node = Some(node.into());
+        self
+    }
+
+    /// The PostgreSQL schema this node's jobs live in (default `public`), as Elixir's and
+    /// Python's `prefix` option: several isolated Oban instances share one database, each in its
+    /// own schema. Every table, type, function and index the node uses is that schema's, and its
+    /// notification channels are `{prefix}.oban_insert`, `{prefix}.oban_signal` and
+    /// `{prefix}.oban_leader`, so nodes of different prefixes never see each other's jobs,
+    /// signals or leadership. With [`migrate`](Self::migrate) on (the default), `start` creates
+    /// the schema and installs the tables there; otherwise run
+    /// [`migrate_prefix`](crate::migrate_prefix).
+    ///
+    /// A prefix is an ASCII letter or `_` followed by letters, digits and `_`, at most 63 bytes
+    /// (see [`Prefix::new`]); any other name fails `start`. The default leaves table names
+    /// unqualified, resolved through the connection's `search_path` as before. SQLite keeps one
+    /// instance per database file and refuses any other prefix: use another file instead.
+    ///
+    /// Jobs inserted from outside the node go to a prefix through [`Prefixed`](crate::Prefixed)
+    /// or [`Oban::within`].
+    ///
+    /// ```no_run
+    /// # async fn demo() -> oban_core::Result<()> {
+    /// let url = "postgres://postgres@127.0.0.1:5432/app";
+    /// let tenant_a = oban_core::Oban::builder().database(url).prefix("tenant_a").queue("default", 10).start().await?;
+    /// let tenant_b = oban_core::Oban::builder().database(url).prefix("tenant_b").queue("default", 10).start().await?;
+    /// // A job inserted through `tenant_a` is worked only by nodes of prefix `tenant_a`.
+    /// # Ok(()) }
+    /// ```
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
         self
     }
 
@@ -274,7 +310,8 @@ impl Builder {
     /// # Errors
     /// A database that cannot be reached, two workers with one stored name, a worker whose
     /// `State<T>` was not registered, a queue declared twice or with limit 0, a bad cron
-    /// expression or time zone, an interval of zero or of more than a year, a heartbeat longer
+    /// expression or time zone, a prefix that is not a plain identifier (or any prefix but
+    /// `public` on SQLite), an interval of zero or of more than a year, a heartbeat longer
     /// than half the rescue age, a leader TTL outside 300 ms to a day, a dispatch cooldown over
     /// a minute. Each error names the option and what to do.
     pub async fn start(mut self) -> Result<Oban> {
@@ -314,7 +351,7 @@ impl Builder {
 // The steps of `start`, in order.
 impl Builder {
     /// The engine: the inline one in inline testing mode (no pool), else one on the configured
-    /// pool, opened and migrated as asked.
+    /// pool in the node's prefix, opened and migrated as asked.
     async fn open_engine(
         &mut self,
         registry: &Arc<Registry>,
@@ -332,7 +369,7 @@ impl Builder {
             Database::Url(url) => pool::connect(&url, size).await?,
             Database::None => pool::from_env(size).await?,
         };
-        let engine = pool.engine();
+        let engine = pool.engine(self.schema)?;
         if self.migrate {
             engine.schema_migrate().await?;
         }
@@ -354,6 +391,7 @@ impl Builder {
             registry,
             state,
             node,
+            prefix: self.schema,
             poll_interval: self.poll_interval,
             dispatch_cooldown: self.dispatch_cooldown,
             heartbeat_interval: self.heartbeat_interval,
@@ -500,6 +538,7 @@ impl std::fmt::Debug for Builder {
         f.debug_struct("Builder")
             .field("queues", &self.queues)
             .field("node", &self.node)
+            .field("prefix", &self.prefix)
             .finish_non_exhaustive()
     }
 }

@@ -6,6 +6,7 @@ use crate::error::Result;
 use crate::job::Job;
 use crate::new_job::NewJob;
 use crate::node::Oban;
+use crate::prefix::Prefix;
 
 /// Something jobs can be inserted into.
 ///
@@ -18,6 +19,9 @@ use crate::node::Oban;
 ///   back with the rest of your transaction. Nodes pick them up on their next poll after commit.
 /// - `&SqlitePool`, `&mut SqliteConnection`, `&mut Transaction<Sqlite>`: the same on SQLite (see
 ///   [`crate::engines::sqlite`]); a pool insert wakes the queues of this process at once.
+///
+/// Pools and connections insert into the default prefix, `public`; wrap them in [`Prefixed`] to
+/// insert into another schema prefix.
 ///
 /// ```no_run
 /// # async fn demo(pool: sqlx::PgPool) -> Result<(), Box<dyn std::error::Error>> {
@@ -38,6 +42,53 @@ pub trait JobInserter<'a>: Send {
 impl<'a> JobInserter<'a> for &'a Oban {
     fn insert_jobs(self, jobs: Vec<NewJob>) -> BoxFuture<'a, Result<Vec<Job>>> {
         Box::pin(self.insert_all(jobs))
+    }
+}
+
+/// A PostgreSQL pool, connection or transaction that inserts into the tables of a schema
+/// [`Prefix`] instead of the default `public`, as a node started with
+/// [`Builder::prefix`](crate::Builder::prefix) of that name reads them. Its
+/// [`JobInserter`] impls are those of the plain pool, connection and transaction: in a
+/// transaction, the jobs and their insert notification commit with it.
+///
+/// ```no_run
+/// # async fn demo(pool: sqlx::PgPool) -> Result<(), Box<dyn std::error::Error>> {
+/// use oban_core::{NewJob, Prefix, Prefixed};
+/// use serde_json::json;
+///
+/// let tenant = Prefix::new("tenant_a")?;
+///
+/// // Through the pool, committed at once:
+/// NewJob::new("Reports.Nightly", json!({})).insert(Prefixed::new(tenant, &pool)).await?;
+///
+/// // Inside your own transaction, with your other writes:
+/// let mut tx = pool.begin().await?;
+/// sqlx::query("INSERT INTO orders (id) VALUES (42)").execute(&mut *tx).await?;
+/// NewJob::new("SendReceipt", json!({"order_id": 42}))
+///     .insert(Prefixed::new(tenant, &mut *tx))
+///     .await?;
+/// tx.commit().await?;
+/// # Ok(()) }
+/// ```
+///
+/// A node hands out one for its own prefix with [`Oban::within`]. SQLite's pools and
+/// connections take `Prefixed` too, with the default prefix only (one instance per file).
+#[derive(Debug)]
+pub struct Prefixed<T> {
+    prefix: Prefix,
+    target: T,
+}
+
+impl<T> Prefixed<T> {
+    /// `target` (a `&PgPool`, `&mut PgConnection` or `&mut Transaction<Postgres>`), inserting
+    /// into `prefix`.
+    pub fn new(prefix: Prefix, target: T) -> Self {
+        Self { prefix, target }
+    }
+
+    /// The prefix and the pool, connection or transaction.
+    pub fn into_parts(self) -> (Prefix, T) {
+        (self.prefix, self.target)
     }
 }
 

@@ -8,7 +8,8 @@
 //!   [`JobInserter`] is where it can go (an [`Oban`], a pool, or your own transaction).
 //! - [`Oban`]: a running node, configured by [`Builder`]: queues with concurrency limits, state
 //!   for workers, graceful [`Oban::shutdown`].
-//! - [`migrate()`]: installs Oban's schema (compatible with Elixir and Python Oban).
+//! - [`migrate()`]: installs Oban's schema (compatible with Elixir and Python Oban);
+//!   [`migrate_prefix`] installs it in a schema [`Prefix`] of its own.
 //!
 //! Lifecycle of a job: inserted `available` (or `scheduled` for later), fetched into `executing`
 //! by a queue, then `completed`, `retryable` (retried with [`Backoff`]), `discarded` (out of
@@ -30,6 +31,7 @@ pub mod migrate;
 pub mod new_job;
 mod node;
 mod notifier;
+pub mod prefix;
 mod queue;
 pub mod registry;
 pub mod state;
@@ -44,11 +46,12 @@ pub use cron::CronEntry;
 pub use engines::pool::DbPool;
 pub use error::{Error, Result};
 pub use filter::JobFilter;
-pub use insert::{insert_all, JobInserter};
+pub use insert::{insert_all, JobInserter, Prefixed};
 pub use job::{AttemptError, Job, JobState};
-pub use migrate::migrate;
+pub use migrate::{migrate, migrate_prefix};
 pub use new_job::{IntoNewJob, JobBuilder, NewJob};
 pub use node::Oban;
+pub use prefix::Prefix;
 pub use registry::{Registry, WorkerRegistration};
 pub use state::{State, StateKey, StateMap};
 pub use unique::{

@@ -3,14 +3,21 @@
 use futures_util::future::BoxFuture;
 
 use crate::error::Result;
+use crate::prefix::Prefix;
 
 /// A database [`migrate`] can install the schema on: `&PgPool` or `&SqlitePool`.
 ///
 /// Each engine implements it for its pool type (in `engines/`), so an engine of another
 /// database adds its own implementation there.
-pub trait MigrateTarget<'a> {
-    /// Applies what is missing of the schema; see [`migrate`].
-    fn apply_schema(self) -> BoxFuture<'a, Result<()>>;
+pub trait MigrateTarget<'a>: Sized {
+    /// Applies what is missing of the schema in `prefix`; see [`migrate_prefix`]. An engine
+    /// without schemas refuses any prefix but the default.
+    fn apply_schema_in(self, prefix: Prefix) -> BoxFuture<'a, Result<()>>;
+
+    /// Applies what is missing of the schema in the default prefix, `public`; see [`migrate`].
+    fn apply_schema(self) -> BoxFuture<'a, Result<()>> {
+        self.apply_schema_in(Prefix::PUBLIC)
+    }
 }
 
 /// Applies what is missing of the schema to the database behind `pool` (a `&PgPool` or a
@@ -44,4 +51,28 @@ pub trait MigrateTarget<'a> {
 /// ```
 pub async fn migrate<'a>(pool: impl MigrateTarget<'a>) -> Result<()> {
     pool.apply_schema().await
+}
+
+/// [`migrate`] into the PostgreSQL schema `prefix` (see [`Prefix`]): creates the schema when it
+/// is missing (`CREATE SCHEMA IF NOT EXISTS`), then applies every step there, so that the
+/// tables, the `oban_job_state` type, the indexes and the `oban_fetch_available` function all
+/// live in that schema. Nodes started with [`Builder::prefix`](crate::Builder::prefix) of the
+/// same name use them.
+///
+/// `migrate_prefix(pool, "public")` is [`migrate`]. On SQLite, which keeps one instance per
+/// database file, any other prefix is refused: use another file instead.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// let pool = sqlx::PgPool::connect("postgres://postgres@127.0.0.1:5432/postgres").await?;
+/// oban_core::migrate_prefix(&pool, "tenant_a").await?;
+/// oban_core::migrate_prefix(&pool, "tenant_b").await?;
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+/// A prefix that is not a plain identifier (see [`Prefix::new`]), a prefix other than `public`
+/// on SQLite, or a failed step.
+pub async fn migrate_prefix<'a>(pool: impl MigrateTarget<'a>, prefix: &str) -> Result<()> {
+    pool.apply_schema_in(Prefix::new(prefix)?).await
 }

@@ -19,10 +19,12 @@ use crate::engine::{Engine, StopSignal};
 use crate::engines::pool::DbPool;
 use crate::error::Result;
 use crate::filter::JobFilter;
+use crate::insert::Prefixed;
 use crate::job::{Job, JobState};
 use crate::maintenance::leader::Leadership;
 use crate::new_job::NewJob;
 use crate::notifier::{Command, Signal};
+use crate::prefix::Prefix;
 use crate::queue::completer::Completer;
 use crate::queue::producer::{self, Control, ProducerConfig};
 use crate::registry::Registry;
@@ -68,6 +70,7 @@ pub(crate) struct Shared {
     pub(crate) registry: Arc<Registry>,
     pub(crate) state: Arc<StateMap>,
     pub(crate) node: Arc<str>,
+    pub(crate) prefix: Prefix,
     pub(crate) poll_interval: Duration,
     pub(crate) dispatch_cooldown: Duration,
     pub(crate) heartbeat_interval: Duration,
@@ -185,6 +188,30 @@ impl Oban {
     /// This node's name (stored in `attempted_by`).
     pub fn node(&self) -> &str {
         &self.inner.shared.node
+    }
+
+    /// The schema prefix this node's tables and channels live in (default `public`).
+    pub fn prefix(&self) -> Prefix {
+        self.inner.shared.prefix
+    }
+
+    /// `target` (a `&PgPool`, `&mut PgConnection` or `&mut Transaction<Postgres>`) inserting into
+    /// this node's prefix: for jobs that must commit with your own transaction.
+    ///
+    /// ```no_run
+    /// # async fn demo(oban: oban_core::Oban) -> Result<(), Box<dyn std::error::Error>> {
+    /// use oban_core::NewJob;
+    ///
+    /// let pool = oban.pg_pool().expect("a PostgreSQL node");
+    /// let mut tx = pool.begin().await?;
+    /// NewJob::new("SendReceipt", serde_json::json!({"order_id": 42}))
+    ///     .insert(oban.within(&mut *tx))
+    ///     .await?;
+    /// tx.commit().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn within<T>(&self, target: T) -> Prefixed<T> {
+        Prefixed::new(self.prefix(), target)
     }
 
     /// The connection pool, on whichever engine this node runs (`None` in inline testing mode).

@@ -3,7 +3,8 @@
 //! Channel names and payloads are Elixir Oban's (`public.oban_insert` with `{"queue": ..}`,
 //! `public.oban_signal` with `{"action": "pause" | "resume" | "scale" | "start" | "stop" |
 //! "pkill", ..}`, `public.oban_leader` with `{"down": name}`), so a pause sent from Oban Web or
-//! an Elixir node reaches Rust nodes too.
+//! an Elixir node reaches Rust nodes too. A node in another schema prefix uses that prefix in
+//! place of `public` (`tenant_a.oban_signal`, as Elixir Oban does; see [`crate::Prefix`]).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -23,7 +24,17 @@ impl Channel {
     /// Every channel.
     pub const ALL: [Channel; 3] = [Channel::Insert, Channel::Signal, Channel::Leader];
 
-    /// The PostgreSQL channel name.
+    /// The channel's name without its prefix (`oban_insert`, `oban_signal`, `oban_leader`);
+    /// on PostgreSQL, a node listens on `{prefix}.{suffix}` (see [`crate::Prefix`]).
+    pub const fn suffix(self) -> &'static str {
+        match self {
+            Channel::Insert => "oban_insert",
+            Channel::Signal => "oban_signal",
+            Channel::Leader => "oban_leader",
+        }
+    }
+
+    /// The PostgreSQL channel name under the default prefix, `public`.
     pub const fn name(self) -> &'static str {
         match self {
             Channel::Insert => "public.oban_insert",

@@ -1,4 +1,6 @@
-//! One isolated, migrated database per test, on either engine, seen through the `Engine` trait.
+//! One isolated, migrated database per test, on either engine, seen through the `Engine` trait;
+//! on PostgreSQL also in a schema prefix of its own while `public` holds no Oban object, so a
+//! statement that ignores the prefix fails every case that runs it.
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
 use std::path::PathBuf;
@@ -8,7 +10,7 @@ use std::time::Duration;
 use oban::engine::Engine;
 use oban::engines::postgres::PostgresEngine;
 use oban::engines::sqlite::{self, SqliteEngine};
-use oban::{Job, JobFilter, JobState, NewJob};
+use oban::{Job, JobFilter, JobState, NewJob, Prefix, Prefixed};
 use sqlx::{PgPool, SqlitePool};
 
 use crate::common::{self, wait};
@@ -17,12 +19,24 @@ use crate::common::{self, wait};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Postgres,
+    /// PostgreSQL in the schema [`PREFIX`], with nothing in `public`.
+    PostgresPrefix,
     Sqlite,
 }
 
+/// The schema of [`Kind::PostgresPrefix`].
+pub const PREFIX: &str = "conformance";
+
 enum Target {
-    Postgres { pool: PgPool, url: String },
-    Sqlite { pool: SqlitePool, path: PathBuf },
+    Postgres {
+        pool: PgPool,
+        url: String,
+        prefix: Prefix,
+    },
+    Sqlite {
+        pool: SqlitePool,
+        path: PathBuf,
+    },
 }
 
 /// A database of its own for one test, migrated, with an engine on it.
@@ -36,15 +50,22 @@ pub struct Db {
 impl Db {
     pub async fn new(kind: Kind) -> Self {
         match kind {
-            Kind::Postgres => {
+            Kind::Postgres | Kind::PostgresPrefix => {
                 let (pool, name) = common::empty_database().await;
-                oban::migrate(&pool).await.expect("migrate postgres");
+                let prefix = match kind {
+                    Kind::PostgresPrefix => Prefix::new(PREFIX).unwrap(),
+                    _ => Prefix::PUBLIC,
+                };
+                oban::migrate_prefix(&pool, prefix.name())
+                    .await
+                    .expect("migrate postgres");
                 Self {
                     kind,
-                    engine: Arc::new(PostgresEngine::new(pool.clone())),
+                    engine: Arc::new(PostgresEngine::with_prefix(pool.clone(), prefix)),
                     target: Target::Postgres {
                         pool,
                         url: common::database_url_for(&name),
+                        prefix,
                     },
                     dir: None,
                 }
@@ -69,13 +90,13 @@ impl Db {
     /// An engine on a second pool of the same database, as another node would have.
     pub async fn another_engine(&self) -> Arc<dyn Engine> {
         match &self.target {
-            Target::Postgres { url, .. } => {
+            Target::Postgres { url, prefix, .. } => {
                 let pool = sqlx::postgres::PgPoolOptions::new()
                     .max_connections(8)
                     .connect(url)
                     .await
                     .expect("second postgres pool");
-                Arc::new(PostgresEngine::new(pool))
+                Arc::new(PostgresEngine::with_prefix(pool, *prefix))
             }
             Target::Sqlite { path, .. } => {
                 let pool = sqlite::connect_with(sqlite::file_options(path), 8)
@@ -89,7 +110,9 @@ impl Db {
     /// A node builder on this database.
     pub fn builder(&self, node: &str) -> oban::Builder {
         let builder = match &self.target {
-            Target::Postgres { pool, .. } => oban::Oban::builder().pool(pool.clone()),
+            Target::Postgres { pool, prefix, .. } => oban::Oban::builder()
+                .pool(pool.clone())
+                .prefix(prefix.name()),
             Target::Sqlite { pool, .. } => oban::Oban::builder().sqlite_pool(pool.clone()),
         };
         builder.node(node)
@@ -117,6 +140,14 @@ impl Db {
         }
     }
 
+    /// The schema prefix: [`PREFIX`] for [`Kind::PostgresPrefix`], else `public`.
+    pub fn prefix(&self) -> Prefix {
+        match &self.target {
+            Target::Postgres { prefix, .. } => *prefix,
+            Target::Sqlite { .. } => Prefix::PUBLIC,
+        }
+    }
+
     pub fn sqlite_pool(&self) -> Option<&SqlitePool> {
         match &self.target {
             Target::Sqlite { pool, .. } => Some(pool),
@@ -124,9 +155,13 @@ impl Db {
         }
     }
 
-    /// `oban::insert_all(&pool, jobs)`: the pool inserter, not the engine.
+    /// `oban::insert_all(&pool, jobs)`: the pool inserter, not the engine (`Prefixed` in a
+    /// prefix).
     pub async fn insert_via_pool(&self, jobs: Vec<NewJob>) -> Vec<Job> {
         match &self.target {
+            Target::Postgres { pool, prefix, .. } if !prefix.is_public() => {
+                oban::insert_all(Prefixed::new(*prefix, pool), jobs).await
+            }
             Target::Postgres { pool, .. } => oban::insert_all(pool, jobs).await,
             Target::Sqlite { pool, .. } => oban::insert_all(pool, jobs).await,
         }

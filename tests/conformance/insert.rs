@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use oban::{JobFilter, JobState, NewJob, UniqueOptions};
+use oban::{JobFilter, JobState, NewJob, Prefixed, UniqueOptions};
 use serde_json::json;
 
 use crate::harness::{Db, Kind};
@@ -150,6 +150,30 @@ pub(crate) async fn pool_and_transaction_inserters(kind: Kind) {
             let lost = NewJob::new("W", json!({"k": 2}))
                 .unique(unique)
                 .insert(&mut tx)
+                .await
+                .unwrap();
+            tx.rollback().await.unwrap();
+            (kept, lost, dup)
+        }
+        Kind::PostgresPrefix => {
+            let prefix = db.prefix();
+            let pool = db.pg_pool().unwrap();
+            let mut tx = pool.begin().await.unwrap();
+            let kept = NewJob::new("W", json!({"k": 1}))
+                .unique(unique)
+                .insert(Prefixed::new(prefix, &mut *tx))
+                .await
+                .unwrap();
+            let dup = NewJob::new("W", json!({"k": 1}))
+                .unique(unique)
+                .insert(Prefixed::new(prefix, &mut tx))
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            let mut tx = pool.begin().await.unwrap();
+            let lost = NewJob::new("W", json!({"k": 2}))
+                .unique(unique)
+                .insert(Prefixed::new(prefix, &mut tx))
                 .await
                 .unwrap();
             tx.rollback().await.unwrap();

@@ -20,7 +20,7 @@ pub(crate) async fn node_runs_every_outcome(kind: Kind) {
         .start()
         .await
         .unwrap();
-    assert_eq!(oban.pg_pool().is_some(), kind == Kind::Postgres);
+    assert_eq!(oban.pg_pool().is_some(), kind != Kind::Sqlite);
     assert_eq!(oban.sqlite_pool().is_some(), kind == Kind::Sqlite);
     assert!(oban.notifications_enabled());
     let insert = |probe: Probe| {

@@ -20,6 +20,7 @@ use crate::clock;
 use crate::cron::CronEntry;
 use crate::error::{Error, Result};
 use crate::new_job::NewJob;
+use crate::prefix::Prefix;
 use crate::registry::Registry;
 
 /// The shortest interval accepted: the timer's resolution. Zero would panic the task's timer.
@@ -50,7 +51,8 @@ pub(super) struct Checked {
 
 impl Builder {
     /// Every check that needs no database, in the order their errors are reported: workers and
-    /// their state, queues, cron entries, the reindex schedule, intervals and durations. Ages
+    /// their state, queues, cron entries, the reindex schedule, the schema prefix (see
+    /// [`Prefix::new`]), intervals and durations. Ages
     /// longer than [`FOREVER`](clock::FOREVER) are capped at it.
     pub(super) fn check_config(&mut self) -> Result<Checked> {
         let registry = self.build_registry()?;
@@ -62,6 +64,7 @@ impl Builder {
             .map(crate::cron::utc_schedule)
             .transpose()?
             .map(|due| Box::new(due) as Schedule);
+        self.schema = Prefix::new(&self.prefix)?;
         self.check_durations()?;
         self.rescue_after = clock::age(self.rescue_after);
         self.rescue_unknown_after = clock::age(self.rescue_unknown_after);
@@ -238,6 +241,20 @@ mod tests {
     fn default_names_differ_within_a_process() {
         let (a, b) = (default_node(), default_node());
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn a_prefix_that_is_not_a_plain_identifier_is_refused() {
+        let error = Builder::default()
+            .prefix("tenant-a")
+            .check_config()
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(error.contains("`prefix` `tenant-a`"), "{error}");
+        let mut builder = Builder::default().prefix("tenant_a");
+        assert!(builder.check_config().is_ok());
+        assert_eq!(builder.schema.name(), "tenant_a");
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::engine::Engine;
 use crate::engines::postgres::PostgresEngine;
 use crate::engines::sqlite::{self, SqliteEngine};
 use crate::error::{redact, Error, Result};
+use crate::prefix::Prefix;
 
 /// A connection pool on either engine: what a node runs on, and what an application can use for
 /// its own tables too (one database for the jobs and the data they commit with).
@@ -46,12 +47,18 @@ impl DbPool {
         from_env(10).await
     }
 
-    /// The engine that runs jobs on this pool.
-    pub(crate) fn engine(&self) -> Arc<dyn Engine> {
-        match self {
-            DbPool::Postgres(pool) => Arc::new(PostgresEngine::new(pool.clone())),
-            DbPool::Sqlite(pool) => Arc::new(SqliteEngine::new(pool.clone())),
-        }
+    /// The engine that runs jobs on this pool, in the schema `prefix`.
+    ///
+    /// # Errors
+    /// A prefix other than `public` on SQLite, which keeps one instance per database file.
+    pub(crate) fn engine(&self, prefix: Prefix) -> Result<Arc<dyn Engine>> {
+        Ok(match self {
+            DbPool::Postgres(pool) => Arc::new(PostgresEngine::with_prefix(pool.clone(), prefix)),
+            DbPool::Sqlite(pool) => {
+                sqlite::check_prefix(prefix)?;
+                Arc::new(SqliteEngine::new(pool.clone()))
+            }
+        })
     }
 }
 

@@ -4,29 +4,31 @@ use chrono::NaiveDateTime;
 use serde_json::Value;
 use sqlx::postgres::PgPool;
 
+use super::prefix::qualify;
 use super::row::keep_uniq_key;
 use crate::engine::Ack;
 use crate::error::{Error, Result};
+use crate::prefix::Prefix;
 
 /// See [`Engine::job_ack_many`](crate::engine::Engine::job_ack_many).
-pub(super) async fn ack_many(pool: &PgPool, acks: &[Ack]) -> Result<Vec<i64>> {
+pub(super) async fn ack_many(pool: &PgPool, prefix: Prefix, acks: &[Ack]) -> Result<Vec<i64>> {
     // Plain completions, nearly every ack of a busy queue, take a statement that writes two
     // columns; every other outcome takes the general one.
     let (completed, other): (Vec<&Ack>, Vec<&Ack>) =
         acks.iter().partition(|ack| ack.is_plain_completion());
-    let mut acked = ack_completed(pool, &completed).await?;
-    acked.extend(ack_other(pool, &other).await?);
+    let mut acked = ack_completed(pool, prefix, &completed).await?;
+    acked.extend(ack_other(pool, prefix, &other).await?);
     Ok(acked)
 }
 
 /// Records plain completions: one statement over ids and the attempt each ack belongs to.
-async fn ack_completed(pool: &PgPool, acks: &[&Ack]) -> Result<Vec<i64>> {
+async fn ack_completed(pool: &PgPool, prefix: Prefix, acks: &[&Ack]) -> Result<Vec<i64>> {
     if acks.is_empty() {
         return Ok(Vec::new());
     }
     let ids: Vec<i64> = acks.iter().map(|a| a.id).collect();
     let attempted: Vec<NaiveDateTime> = acks.iter().map(|a| a.attempted_at).collect();
-    let ids = sqlx::query_scalar(concat!(
+    const SQL: &str = concat!(
         "UPDATE oban_jobs j SET state = 'completed', completed_at = timezone('UTC', now()), ",
         keep_uniq_key!("'completed'"),
         " FROM unnest($1::int8[], $2::timestamp[]) AS a(id, attempted_at)
@@ -36,16 +38,17 @@ async fn ack_completed(pool: &PgPool, acks: &[&Ack]) -> Result<Vec<i64>> {
          -- behind (measured: seconds per ack with 200,000 finished jobs in the table).
          WHERE j.id = a.id AND j.state::text = 'executing' AND j.attempted_at = a.attempted_at
          RETURNING j.id"
-    ))
-    .bind(ids)
-    .bind(attempted)
-    .fetch_all(pool)
-    .await?;
+    );
+    let ids = sqlx::query_scalar(qualify(prefix, SQL))
+        .bind(ids)
+        .bind(attempted)
+        .fetch_all(pool)
+        .await?;
     Ok(ids)
 }
 
 /// Records any outcome: retries, discards, cancels, snoozes, hand-backs.
-async fn ack_other(pool: &PgPool, acks: &[&Ack]) -> Result<Vec<i64>> {
+async fn ack_other(pool: &PgPool, prefix: Prefix, acks: &[&Ack]) -> Result<Vec<i64>> {
     if acks.is_empty() {
         return Ok(Vec::new());
     }
@@ -67,7 +70,7 @@ async fn ack_other(pool: &PgPool, acks: &[&Ack]) -> Result<Vec<i64>> {
         .collect();
     let errors: Vec<Option<Value>> = acks.iter().map(|a| a.error.clone()).collect();
     let metas: Vec<Option<Value>> = acks.iter().map(|a| a.meta.clone()).collect();
-    let ids = sqlx::query_scalar(concat!(
+    const SQL: &str = concat!(
         "UPDATE oban_jobs j SET
            state = a.state::oban_job_state, ",
         keep_uniq_key!("a.state"),
@@ -85,16 +88,17 @@ async fn ack_other(pool: &PgPool, acks: &[&Ack]) -> Result<Vec<i64>> {
          -- state::text: see ack_completed
          WHERE j.id = a.id AND j.state::text = 'executing' AND j.attempted_at = a.attempted_at
          RETURNING j.id"
-    ))
-    .bind(ids)
-    .bind(attempted)
-    .bind(states)
-    .bind(delays)
-    .bind(give_back)
-    .bind(errors)
-    .bind(metas)
-    .fetch_all(pool)
-    .await?;
+    );
+    let ids = sqlx::query_scalar(qualify(prefix, SQL))
+        .bind(ids)
+        .bind(attempted)
+        .bind(states)
+        .bind(delays)
+        .bind(give_back)
+        .bind(errors)
+        .bind(metas)
+        .fetch_all(pool)
+        .await?;
     Ok(ids)
 }
 

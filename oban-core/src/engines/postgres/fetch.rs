@@ -2,14 +2,17 @@
 
 use sqlx::postgres::PgPool;
 
+use super::prefix::qualify;
 use super::row::{job_columns, job_from_row};
 use crate::engine::FetchCursor;
 use crate::error::Result;
 use crate::job::Job;
+use crate::prefix::Prefix;
 
 /// See [`Engine::job_fetch_available`](crate::engine::Engine::job_fetch_available).
 pub(super) async fn fetch_available(
     pool: &PgPool,
+    prefix: Prefix,
     queue: &str,
     demand: u32,
     attempted_by: &[String],
@@ -24,7 +27,7 @@ pub(super) async fn fetch_available(
         job_columns!(),
         " FROM oban_fetch_available($1, $2, $3, $4, $5, $6) j"
     );
-    let rows = sqlx::query(SQL)
+    let rows = sqlx::query(qualify(prefix, SQL))
         .bind(queue)
         .bind(i32::try_from(demand).unwrap_or(i32::MAX))
         .bind(attempted_by)

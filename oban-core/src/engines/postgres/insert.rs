@@ -8,14 +8,17 @@ use sqlx::{Connection, PgConnection, Postgres, Row, Transaction};
 
 use super::millis;
 use super::notify::notify_after_commit;
-use super::row::{job_from_row, utc, JOB_COLUMNS};
+use super::prefix::{channel_name, qualify};
+use super::row::{job_columns, job_from_row, utc};
 use crate::engine::insert::{
     self as algorithm, Expiring, InsertStatements, Keyed, Replacement, Rounds, StoredRow,
 };
 use crate::error::{Error, Result};
-use crate::insert::JobInserter;
+use crate::insert::{JobInserter, Prefixed};
 use crate::job::{Job, JobState};
 use crate::new_job::NewJob;
+use crate::notifier::Channel;
+use crate::prefix::Prefix;
 
 /// How an insert tells the queues of the jobs it made runnable.
 #[derive(Debug, Clone, Copy)]
@@ -30,19 +33,22 @@ pub(crate) enum InsertNotify<'a> {
 
 /// Inserts `jobs` on any PostgreSQL connection (see [`crate::engine::insert`]): one statement
 /// with one array bind per column; unique jobs in a transaction (a savepoint inside the
-/// caller's). Queues that received runnable jobs are notified as `notify` says.
+/// caller's), into the tables of `prefix`. Queues that received runnable jobs are notified as
+/// `notify` says.
 pub(crate) async fn insert_jobs(
     conn: &mut PgConnection,
+    prefix: Prefix,
     jobs: Vec<NewJob>,
     notify: InsertNotify<'_>,
 ) -> Result<Vec<Job>> {
     let mut statements = Statements {
         conn: &mut *conn,
+        prefix,
         notify_in_statement: matches!(notify, InsertNotify::WithCommit),
     };
     let jobs = algorithm::insert_jobs(&mut statements, jobs).await?;
     if let InsertNotify::AfterCommit(pool) = notify {
-        notify_after_commit(conn, pool, &jobs).await;
+        notify_after_commit(conn, pool, prefix, &jobs).await;
     }
     Ok(jobs)
 }
@@ -51,26 +57,68 @@ impl<'a> JobInserter<'a> for &'a PgPool {
     fn insert_jobs(self, jobs: Vec<NewJob>) -> BoxFuture<'a, Result<Vec<Job>>> {
         Box::pin(async move {
             let mut conn = self.acquire().await?;
-            insert_jobs(&mut conn, jobs, InsertNotify::AfterCommit(self)).await
+            insert_jobs(
+                &mut conn,
+                Prefix::PUBLIC,
+                jobs,
+                InsertNotify::AfterCommit(self),
+            )
+            .await
         })
     }
 }
 
 impl<'a> JobInserter<'a> for &'a mut PgConnection {
     fn insert_jobs(self, jobs: Vec<NewJob>) -> BoxFuture<'a, Result<Vec<Job>>> {
-        Box::pin(insert_jobs(self, jobs, InsertNotify::WithCommit))
+        Box::pin(insert_jobs(
+            self,
+            Prefix::PUBLIC,
+            jobs,
+            InsertNotify::WithCommit,
+        ))
     }
 }
 
 impl<'a, 't: 'a> JobInserter<'a> for &'a mut Transaction<'t, Postgres> {
     fn insert_jobs(self, jobs: Vec<NewJob>) -> BoxFuture<'a, Result<Vec<Job>>> {
-        Box::pin(insert_jobs(self, jobs, InsertNotify::WithCommit))
+        Box::pin(insert_jobs(
+            self,
+            Prefix::PUBLIC,
+            jobs,
+            InsertNotify::WithCommit,
+        ))
+    }
+}
+
+impl<'a> JobInserter<'a> for Prefixed<&'a PgPool> {
+    fn insert_jobs(self, jobs: Vec<NewJob>) -> BoxFuture<'a, Result<Vec<Job>>> {
+        let (prefix, pool) = self.into_parts();
+        Box::pin(async move {
+            let mut conn = pool.acquire().await?;
+            insert_jobs(&mut conn, prefix, jobs, InsertNotify::AfterCommit(pool)).await
+        })
+    }
+}
+
+impl<'a> JobInserter<'a> for Prefixed<&'a mut PgConnection> {
+    fn insert_jobs(self, jobs: Vec<NewJob>) -> BoxFuture<'a, Result<Vec<Job>>> {
+        let (prefix, conn) = self.into_parts();
+        Box::pin(insert_jobs(conn, prefix, jobs, InsertNotify::WithCommit))
+    }
+}
+
+impl<'a, 't: 'a> JobInserter<'a> for Prefixed<&'a mut Transaction<'t, Postgres>> {
+    fn insert_jobs(self, jobs: Vec<NewJob>) -> BoxFuture<'a, Result<Vec<Job>>> {
+        let (prefix, tx) = self.into_parts();
+        Box::pin(insert_jobs(tx, prefix, jobs, InsertNotify::WithCommit))
     }
 }
 
 /// The insert algorithm's statements on one connection.
 struct Statements<'c> {
     conn: &'c mut PgConnection,
+    /// The schema of the tables.
+    prefix: Prefix,
     /// Whether the insert statement itself notifies the queues it made runnable.
     notify_in_statement: bool,
 }
@@ -78,7 +126,7 @@ struct Statements<'c> {
 #[async_trait]
 impl InsertStatements for Statements<'_> {
     async fn insert_rows(&mut self, jobs: &[Keyed<'_>]) -> Result<Vec<StoredRow>> {
-        insert_rows(self.conn, jobs, self.notify_in_statement).await
+        insert_rows(self.conn, self.prefix, jobs, self.notify_in_statement).await
     }
 
     async fn release_expired(&mut self, expiring: &[Expiring<'_>]) -> Result<()> {
@@ -88,23 +136,23 @@ impl InsertStatements for Statements<'_> {
         let keys: Vec<&str> = expiring.iter().map(|e| e.key).collect();
         let periods: Vec<i64> = expiring.iter().map(|e| millis(e.period)).collect();
         let by_scheduled: Vec<bool> = expiring.iter().map(|e| e.by_scheduled_at).collect();
-        sqlx::query(
-            "UPDATE oban_jobs j SET uniq_key = NULL
+        const SQL: &str = "UPDATE oban_jobs j SET uniq_key = NULL
              FROM unnest($1::text[], $2::int8[], $3::bool[]) AS t(uniq_key, period_ms, by_scheduled)
              WHERE j.uniq_key = t.uniq_key
                AND CASE WHEN t.by_scheduled THEN j.scheduled_at ELSE j.inserted_at END
-                   < timezone('UTC', now()) - t.period_ms * interval '1 millisecond'",
-        )
-        .bind(keys)
-        .bind(periods)
-        .bind(by_scheduled)
-        .execute(&mut *self.conn)
-        .await?;
+                   < timezone('UTC', now()) - t.period_ms * interval '1 millisecond'";
+        sqlx::query(qualify(self.prefix, SQL))
+            .bind(keys)
+            .bind(periods)
+            .bind(by_scheduled)
+            .execute(&mut *self.conn)
+            .await?;
         Ok(())
     }
 
     async fn clear_keys(&mut self, ids: &[i64]) -> Result<()> {
-        sqlx::query("UPDATE oban_jobs SET uniq_key = NULL WHERE id = ANY($1)")
+        const SQL: &str = "UPDATE oban_jobs SET uniq_key = NULL WHERE id = ANY($1)";
+        sqlx::query(qualify(self.prefix, SQL))
             .bind(ids)
             .execute(&mut *self.conn)
             .await?;
@@ -113,9 +161,12 @@ impl InsertStatements for Statements<'_> {
 
     async fn key_holders(&mut self, keys: &[&str]) -> Result<Vec<(String, Job)>> {
         // uniq_key comes after the job columns, at position 18.
-        let sql =
-            format!("SELECT {JOB_COLUMNS}, j.uniq_key FROM oban_jobs j WHERE j.uniq_key = ANY($1)");
-        let rows = sqlx::query(&sql)
+        const SQL: &str = concat!(
+            "SELECT ",
+            job_columns!(),
+            ", j.uniq_key FROM oban_jobs j WHERE j.uniq_key = ANY($1)"
+        );
+        let rows = sqlx::query(qualify(self.prefix, SQL))
             .bind(keys)
             .fetch_all(&mut *self.conn)
             .await?;
@@ -125,7 +176,7 @@ impl InsertStatements for Statements<'_> {
     }
 
     async fn replace(&mut self, existing: &Job, with: &Replacement<'_>) -> Result<Option<Job>> {
-        let sql = format!(
+        const SQL: &str = concat!(
             "UPDATE oban_jobs j SET
                args = coalesce($3, j.args),
                max_attempts = CASE WHEN $4::int4 IS NULL THEN j.max_attempts
@@ -137,9 +188,10 @@ impl InsertStatements for Statements<'_> {
                                    ELSE j.scheduled_at END,
                tags = coalesce($10, j.tags)
              WHERE j.id = $1 AND j.state = $2::oban_job_state
-             RETURNING {JOB_COLUMNS}"
+             RETURNING ",
+            job_columns!()
         );
-        let row = sqlx::query(&sql)
+        let row = sqlx::query(qualify(self.prefix, SQL))
             .bind(existing.id)
             .bind(existing.state.as_str())
             .bind(with.args)
@@ -160,6 +212,7 @@ impl InsertStatements for Statements<'_> {
         let mut tx = self.conn.begin().await?;
         let mut statements = Statements {
             conn: &mut tx,
+            prefix: self.prefix,
             notify_in_statement: self.notify_in_statement,
         };
         let jobs = rounds(&mut statements).await?;
@@ -194,6 +247,7 @@ fn text_array_literal(items: &[String]) -> String {
 /// decided for each row it stored. Rows that lost a unique conflict are absent.
 async fn insert_rows(
     conn: &mut PgConnection,
+    prefix: Prefix,
     jobs: &[Keyed<'_>],
     notify_in_statement: bool,
 ) -> Result<Vec<StoredRow>> {
@@ -236,7 +290,7 @@ async fn insert_rows(
     // The join with the notifications' count makes PostgreSQL evaluate them (a LEFT JOIN
     // would be removed by the planner, and the notifications with it).
     const NOTIFY: &str = ", notified AS (
-           SELECT pg_notify('public.oban_insert', json_build_object('queue', q.queue)::text)
+           SELECT pg_notify($10, json_build_object('queue', q.queue)::text)
            FROM (SELECT DISTINCT queue FROM inserted WHERE state = 'available') q
          )
          SELECT i.id, i.state, i.inserted_at, i.scheduled_at, i.uniq_key
@@ -256,7 +310,7 @@ async fn insert_rows(
     });
     let unique = keys.iter().any(Option::is_some);
     let sql = STATEMENTS[usize::from(unique) * 2 + usize::from(notify_in_statement)].as_str();
-    let rows = sqlx::query(sql)
+    let mut query = sqlx::query(qualify(prefix, sql))
         .bind(queues)
         .bind(workers)
         .bind(args)
@@ -265,9 +319,11 @@ async fn insert_rows(
         .bind(priorities)
         .bind(max_attempts)
         .bind(scheduled)
-        .bind(keys)
-        .fetch_all(&mut *conn)
-        .await?;
+        .bind(keys);
+    if notify_in_statement {
+        query = query.bind(channel_name(prefix, Channel::Insert));
+    }
+    let rows = query.fetch_all(&mut *conn).await?;
     rows.iter()
         .map(|row| {
             let state: &str = row.try_get(1)?;

@@ -5,12 +5,14 @@ use std::time::Duration;
 use sqlx::postgres::PgPool;
 
 use super::millis;
+use super::prefix::qualify;
 use super::row::keep_uniq_key;
 use crate::error::Result;
+use crate::prefix::Prefix;
 
 /// See [`Engine::job_stage_due`](crate::engine::Engine::job_stage_due).
-pub(super) async fn stage_due(pool: &PgPool, limit: u32) -> Result<Vec<String>> {
-    let queues = sqlx::query_scalar(concat!(
+pub(super) async fn stage_due(pool: &PgPool, prefix: Prefix, limit: u32) -> Result<Vec<String>> {
+    const SQL: &str = concat!(
         "WITH due AS (
            SELECT id FROM oban_jobs
            WHERE state IN ('scheduled', 'retryable') AND scheduled_at <= timezone('UTC', now())
@@ -23,16 +25,18 @@ pub(super) async fn stage_due(pool: &PgPool, limit: u32) -> Result<Vec<String>> 
         " FROM due WHERE j.id = due.id RETURNING j.queue
          )
          SELECT DISTINCT queue FROM staged"
-    ))
-    .bind(i64::from(limit))
-    .fetch_all(pool)
-    .await?;
+    );
+    let queues = sqlx::query_scalar(qualify(prefix, SQL))
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await?;
     Ok(queues)
 }
 
 /// See [`Engine::job_rescue_orphaned`](crate::engine::Engine::job_rescue_orphaned).
 pub(super) async fn rescue_orphaned(
     pool: &PgPool,
+    prefix: Prefix,
     stale_after: Duration,
     unknown_after: Duration,
 ) -> Result<u64> {
@@ -41,7 +45,7 @@ pub(super) async fn rescue_orphaned(
     // the producer is unknown (another Oban implementation). The scan reads executing jobs
     // only, through their partial index (migration 006), and each snapshot once: a hash
     // anti-join, linear in executing jobs plus held ids, whatever the size of the table.
-    let result = sqlx::query(concat!(
+    const RESCUE: &str = concat!(
         "WITH held AS (
            SELECT p.uuid, h.id::bigint AS id
            FROM oban_producers p, jsonb_array_elements_text(p.meta->'held') h(id)
@@ -66,27 +70,31 @@ pub(super) async fn rescue_orphaned(
              'rescued', coalesce((j.meta->>'rescued')::int, 0) + 1,
              'rescued_from', to_jsonb(j.attempted_by))
          FROM orphans WHERE j.id = orphans.id"
-    ))
-    .bind(millis(stale_after))
-    .bind(millis(unknown_after))
-    .execute(pool)
-    .await?;
+    );
+    let result = sqlx::query(qualify(prefix, RESCUE))
+        .bind(millis(stale_after))
+        .bind(millis(unknown_after))
+        .execute(pool)
+        .await?;
     // Producers silent for three times the threshold, with nothing left to rescue, are gone.
-    sqlx::query(
-        "DELETE FROM oban_producers p
+    const FORGET: &str = "DELETE FROM oban_producers p
          WHERE p.updated_at < timezone('UTC', now()) - 3 * $1 * interval '1 millisecond'
-           AND NOT EXISTS (SELECT 1 FROM oban_jobs j WHERE j.state = 'executing' AND j.attempted_by[2] = p.uuid::text)",
-    )
-    .bind(millis(stale_after))
-    .execute(pool)
-    .await?;
+           AND NOT EXISTS (SELECT 1 FROM oban_jobs j WHERE j.state = 'executing' AND j.attempted_by[2] = p.uuid::text)";
+    sqlx::query(qualify(prefix, FORGET))
+        .bind(millis(stale_after))
+        .execute(pool)
+        .await?;
     Ok(result.rows_affected())
 }
 
 /// See [`Engine::job_prune`](crate::engine::Engine::job_prune).
-pub(super) async fn prune(pool: &PgPool, max_age: Duration, limit: u32) -> Result<u64> {
-    let result = sqlx::query(
-        "WITH cutoff AS (SELECT timezone('UTC', now()) - $1 * interval '1 millisecond' AS at),
+pub(super) async fn prune(
+    pool: &PgPool,
+    prefix: Prefix,
+    max_age: Duration,
+    limit: u32,
+) -> Result<u64> {
+    const SQL: &str = "WITH cutoff AS (SELECT timezone('UTC', now()) - $1 * interval '1 millisecond' AS at),
          doomed AS (
            (SELECT id FROM oban_jobs, cutoff WHERE state = 'completed' AND completed_at < cutoff.at LIMIT $2)
            UNION ALL
@@ -98,11 +106,11 @@ pub(super) async fn prune(pool: &PgPool, max_age: Duration, limit: u32) -> Resul
            SELECT j.id FROM oban_jobs j JOIN doomed USING (id)
            ORDER BY j.id LIMIT $2 FOR UPDATE OF j SKIP LOCKED
          )
-         DELETE FROM oban_jobs j USING locked WHERE j.id = locked.id",
-    )
-    .bind(millis(max_age))
-    .bind(i64::from(limit))
-    .execute(pool)
-    .await?;
+         DELETE FROM oban_jobs j USING locked WHERE j.id = locked.id";
+    let result = sqlx::query(qualify(prefix, SQL))
+        .bind(millis(max_age))
+        .bind(i64::from(limit))
+        .execute(pool)
+        .await?;
     Ok(result.rows_affected())
 }

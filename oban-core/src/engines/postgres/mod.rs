@@ -15,6 +15,7 @@ mod insert;
 mod maintenance;
 mod notify;
 mod peer;
+mod prefix;
 mod query;
 mod row;
 mod schema;
@@ -30,10 +31,11 @@ use crate::error::Result;
 use crate::filter::JobFilter;
 use crate::job::Job;
 use crate::new_job::NewJob;
+use crate::prefix::Prefix;
 
 pub(crate) use insert::{insert_jobs, InsertNotify};
 
-/// The PostgreSQL engine over a connection pool.
+/// The PostgreSQL engine over a connection pool, for one schema [`Prefix`] (default `public`).
 ///
 /// ```no_run
 /// # async fn demo() -> oban_core::Result<()> {
@@ -48,33 +50,50 @@ pub(crate) use insert::{insert_jobs, InsertNotify};
 #[derive(Debug, Clone)]
 pub struct PostgresEngine {
     pool: PgPool,
+    prefix: Prefix,
 }
 
 impl PostgresEngine {
-    /// An engine using `pool`.
+    /// An engine using `pool`, in the default prefix `public`.
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self::with_prefix(pool, Prefix::PUBLIC)
+    }
+
+    /// An engine using `pool`, whose tables, function and channels are those of `prefix`.
+    pub fn with_prefix(pool: PgPool, prefix: Prefix) -> Self {
+        Self { pool, prefix }
     }
 
     /// The pool.
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
+
+    /// The schema prefix.
+    pub fn prefix(&self) -> Prefix {
+        self.prefix
+    }
 }
 
 #[async_trait]
 impl Engine for PostgresEngine {
     async fn schema_migrate(&self) -> Result<()> {
-        schema::migrate(&self.pool).await
+        schema::migrate(&self.pool, self.prefix).await
     }
 
     async fn schema_reindex(&self) -> Result<()> {
-        schema::reindex(&self.pool).await
+        schema::reindex(&self.pool, self.prefix).await
     }
 
     async fn job_insert_many(&self, jobs: Vec<NewJob>) -> Result<Vec<Job>> {
         let mut conn = self.pool.acquire().await?;
-        insert_jobs(&mut conn, jobs, InsertNotify::AfterCommit(&self.pool)).await
+        insert_jobs(
+            &mut conn,
+            self.prefix,
+            jobs,
+            InsertNotify::AfterCommit(&self.pool),
+        )
+        .await
     }
 
     async fn job_fetch_available(
@@ -84,11 +103,11 @@ impl Engine for PostgresEngine {
         attempted_by: &[String],
         after: Option<FetchCursor>,
     ) -> Result<Vec<Job>> {
-        fetch::fetch_available(&self.pool, queue, demand, attempted_by, after).await
+        fetch::fetch_available(&self.pool, self.prefix, queue, demand, attempted_by, after).await
     }
 
     async fn job_ack_many(&self, acks: &[Ack]) -> Result<Vec<i64>> {
-        ack::ack_many(&self.pool, acks).await
+        ack::ack_many(&self.pool, self.prefix, acks).await
     }
 
     fn is_data_error(&self, error: &crate::error::Error) -> bool {
@@ -96,7 +115,7 @@ impl Engine for PostgresEngine {
     }
 
     async fn job_stage_due(&self, limit: u32) -> Result<Vec<String>> {
-        maintenance::stage_due(&self.pool, limit).await
+        maintenance::stage_due(&self.pool, self.prefix, limit).await
     }
 
     async fn job_rescue_orphaned(
@@ -104,35 +123,35 @@ impl Engine for PostgresEngine {
         stale_after: Duration,
         unknown_after: Duration,
     ) -> Result<u64> {
-        maintenance::rescue_orphaned(&self.pool, stale_after, unknown_after).await
+        maintenance::rescue_orphaned(&self.pool, self.prefix, stale_after, unknown_after).await
     }
 
     async fn job_prune(&self, max_age: Duration, limit: u32) -> Result<u64> {
-        maintenance::prune(&self.pool, max_age, limit).await
+        maintenance::prune(&self.pool, self.prefix, max_age, limit).await
     }
 
     async fn job_get(&self, id: i64) -> Result<Option<Job>> {
-        query::get(&self.pool, id).await
+        query::get(&self.pool, self.prefix, id).await
     }
 
     async fn job_list(&self, filter: &JobFilter, limit: u32) -> Result<Vec<Job>> {
-        query::list(&self.pool, filter, limit).await
+        query::list(&self.pool, self.prefix, filter, limit).await
     }
 
     async fn job_retry_many(&self, filter: &JobFilter) -> Result<u64> {
-        query::retry_many(&self.pool, filter).await
+        query::retry_many(&self.pool, self.prefix, filter).await
     }
 
     async fn job_cancel_many(&self, filter: &JobFilter) -> Result<(u64, Vec<i64>)> {
-        query::cancel_many(&self.pool, filter).await
+        query::cancel_many(&self.pool, self.prefix, filter).await
     }
 
     async fn job_delete_many(&self, filter: &JobFilter) -> Result<u64> {
-        query::delete_many(&self.pool, filter).await
+        query::delete_many(&self.pool, self.prefix, filter).await
     }
 
     async fn producer_list(&self, queue: Option<&str>) -> Result<Vec<ProducerInfo>> {
-        peer::producer_list(&self.pool, queue).await
+        peer::producer_list(&self.pool, self.prefix, queue).await
     }
 
     async fn producer_heartbeat(
@@ -142,11 +161,11 @@ impl Engine for PostgresEngine {
         queue: &str,
         meta: Value,
     ) -> Result<()> {
-        peer::producer_heartbeat(&self.pool, uuid, node, queue, meta).await
+        peer::producer_heartbeat(&self.pool, self.prefix, uuid, node, queue, meta).await
     }
 
     async fn producer_delete(&self, uuid: uuid::Uuid) -> Result<()> {
-        peer::producer_delete(&self.pool, uuid).await
+        peer::producer_delete(&self.pool, self.prefix, uuid).await
     }
 }
 

@@ -11,23 +11,31 @@ use sqlx::postgres::{PgListener, PgPool};
 use sqlx::PgConnection;
 use tokio::sync::mpsc;
 
+use super::prefix::channel_name;
 use super::PostgresEngine;
 use crate::engine::{Notifier, StopSignal};
 use crate::error::Result;
 use crate::job::{Job, JobState};
 use crate::notifier::{Channel, Notice};
+use crate::prefix::Prefix;
 
-/// After an insert committed on its own through `pool`: tells the queues that received runnable
-/// jobs, throttled by the [`InsertNotifier`] of the pool's database.
-pub(super) async fn notify_after_commit(conn: &mut PgConnection, pool: &PgPool, jobs: &[Job]) {
+/// After an insert committed on its own through `pool` into `prefix`: tells the queues that
+/// received runnable jobs, throttled by the [`InsertNotifier`] of the pool's database and prefix.
+pub(super) async fn notify_after_commit(
+    conn: &mut PgConnection,
+    pool: &PgPool,
+    prefix: Prefix,
+    jobs: &[Job],
+) {
     let queues = jobs
         .iter()
         .filter(|job| job.state == JobState::Available && !job.conflict)
         .map(|job| job.queue.as_str());
-    let now = InsertNotifier::for_pool(pool).plan(pool, queues);
+    let notifier = InsertNotifier::for_pool(pool, prefix);
+    let now = notifier.plan(pool, queues);
     if !now.is_empty() {
         // The jobs are committed; a failed notification only leaves them to the poll.
-        if let Err(error) = notify_inserted(conn, &now).await {
+        if let Err(error) = notify_inserted(conn, notifier.prefix, &now).await {
             tracing::debug!(%error, "could not notify queues of inserted jobs");
         }
     }
@@ -44,6 +52,8 @@ pub(super) async fn notify_after_commit(conn: &mut PgConnection, pool: &PgPool, 
 /// for the poll (a dropped one did: 10 ms at p99 to start a job inserted on another pool).
 #[derive(Debug, Default)]
 pub(super) struct InsertNotifier {
+    /// The prefix whose insert channel it notifies.
+    prefix: Prefix,
     queues: Mutex<HashMap<String, QueueNotices>>,
 }
 
@@ -113,7 +123,9 @@ impl InsertNotifier {
             notices.last = Instant::now();
         }
         let sent = match pool.acquire().await {
-            Ok(mut conn) => notify_inserted(&mut conn, std::slice::from_ref(&queue)).await,
+            Ok(mut conn) => {
+                notify_inserted(&mut conn, self.prefix, std::slice::from_ref(&queue)).await
+            }
             Err(error) => Err(error.into()),
         };
         if let Err(error) = sent {
@@ -121,10 +133,10 @@ impl InsertNotifier {
         }
     }
 
-    /// The notifier shared by every insert through pools on the same database.
-    fn for_pool(pool: &PgPool) -> Arc<InsertNotifier> {
-        static NOTIFIERS: LazyLock<Mutex<HashMap<String, Arc<InsertNotifier>>>> =
-            LazyLock::new(Default::default);
+    /// The notifier shared by every insert through pools on the same database and prefix.
+    fn for_pool(pool: &PgPool, prefix: Prefix) -> Arc<InsertNotifier> {
+        type Notifiers = HashMap<(String, Prefix), Arc<InsertNotifier>>;
+        static NOTIFIERS: LazyLock<Mutex<Notifiers>> = LazyLock::new(Default::default);
         let options = pool.connect_options();
         let key = format!(
             "{}:{}/{}",
@@ -135,19 +147,26 @@ impl InsertNotifier {
         NOTIFIERS
             .lock()
             .expect("insert notifiers lock")
-            .entry(key)
-            .or_default()
+            .entry((key, prefix))
+            .or_insert_with(|| {
+                Arc::new(InsertNotifier {
+                    prefix,
+                    queues: Mutex::default(),
+                })
+            })
             .clone()
     }
 }
 
-/// Tells every node that `queues` have new runnable jobs (Oban's insert channel and payload).
-async fn notify_inserted(conn: &mut PgConnection, queues: &[String]) -> Result<()> {
+/// Tells every node of `prefix` that `queues` have new runnable jobs (Oban's insert channel and
+/// payload).
+async fn notify_inserted(conn: &mut PgConnection, prefix: Prefix, queues: &[String]) -> Result<()> {
     sqlx::query(
-        "SELECT pg_notify('public.oban_insert', json_build_object('queue', q)::text)
+        "SELECT pg_notify($2, json_build_object('queue', q)::text)
          FROM unnest($1::text[]) q",
     )
     .bind(queues)
+    .bind(channel_name(prefix, Channel::Insert))
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -157,7 +176,7 @@ async fn notify_inserted(conn: &mut PgConnection, queues: &[String]) -> Result<(
 impl Notifier for PostgresEngine {
     async fn notify(&self, channel: Channel, payload: Value) -> Result<()> {
         sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(channel.name())
+            .bind(channel_name(self.prefix, channel))
             .bind(payload.to_string())
             .execute(&self.pool)
             .await?;
@@ -171,7 +190,11 @@ impl Notifier for PostgresEngine {
     ) -> Result<bool> {
         let mut listener = PgListener::connect_with(&self.pool).await?;
         let probe = format!("oban_probe_{}", uuid::Uuid::new_v4().simple());
-        let mut channels: Vec<&str> = Channel::ALL.iter().map(|c| c.name()).collect();
+        let names: Vec<(Channel, String)> = Channel::ALL
+            .iter()
+            .map(|&c| (c, channel_name(self.prefix, c)))
+            .collect();
+        let mut channels: Vec<&str> = names.iter().map(|(_, name)| name.as_str()).collect();
         channels.push(&probe);
         listener.listen_all(channels).await?;
         sqlx::query("SELECT pg_notify($1, 'probe')")
@@ -201,7 +224,8 @@ impl Notifier for PostgresEngine {
                     _ = stop.changed() => return,
                     received = listener.try_recv() => match received {
                         Ok(Some(n)) => {
-                            let notice = Channel::from_name(n.channel()).and_then(|c| Notice::decode(c, n.payload()));
+                            let channel = names.iter().find(|(_, name)| name == n.channel()).map(|(c, _)| *c);
+                            let notice = channel.and_then(|c| Notice::decode(c, n.payload()));
                             if let Some(notice) = notice {
                                 if sink.send(notice).is_err() {
                                     return;

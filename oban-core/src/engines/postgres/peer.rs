@@ -8,39 +8,41 @@ use sqlx::postgres::PgPool;
 use sqlx::Row;
 
 use super::millis;
+use super::prefix::qualify;
 use super::row::utc;
 use super::PostgresEngine;
 use crate::engine::{Peer, ProducerInfo};
 use crate::error::Result;
+use crate::prefix::Prefix;
 
 #[async_trait]
 impl Peer for PostgresEngine {
     async fn leader_elect(&self, name: &str, node: &str, ttl: Duration) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "DELETE FROM oban_peers WHERE name = $1 AND expires_at < timezone('UTC', now())",
-        )
-        .bind(name)
-        .execute(&mut *tx)
-        .await?;
-        let leader: Option<String> = sqlx::query_scalar(
-            "INSERT INTO oban_peers (name, node, started_at, expires_at)
+        const EXPIRED: &str =
+            "DELETE FROM oban_peers WHERE name = $1 AND expires_at < timezone('UTC', now())";
+        const CLAIM: &str = "INSERT INTO oban_peers (name, node, started_at, expires_at)
              VALUES ($1, $2, timezone('UTC', now()), timezone('UTC', now()) + $3 * interval '1 millisecond')
              ON CONFLICT (name) DO UPDATE SET expires_at = excluded.expires_at
                WHERE oban_peers.node = excluded.node
-             RETURNING node",
-        )
-        .bind(name)
-        .bind(node)
-        .bind(millis(ttl))
-        .fetch_optional(&mut *tx)
-        .await?;
+             RETURNING node";
+        sqlx::query(qualify(self.prefix, EXPIRED))
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        let leader: Option<String> = sqlx::query_scalar(qualify(self.prefix, CLAIM))
+            .bind(name)
+            .bind(node)
+            .bind(millis(ttl))
+            .fetch_optional(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(leader.as_deref() == Some(node))
     }
 
     async fn leader_resign(&self, name: &str, node: &str) -> Result<()> {
-        sqlx::query("DELETE FROM oban_peers WHERE name = $1 AND node = $2")
+        const RESIGN: &str = "DELETE FROM oban_peers WHERE name = $1 AND node = $2";
+        sqlx::query(qualify(self.prefix, RESIGN))
             .bind(name)
             .bind(node)
             .execute(&self.pool)
@@ -50,14 +52,17 @@ impl Peer for PostgresEngine {
 }
 
 /// See [`Engine::producer_list`](crate::engine::Engine::producer_list).
-pub(super) async fn producer_list(pool: &PgPool, queue: Option<&str>) -> Result<Vec<ProducerInfo>> {
-    let rows = sqlx::query(
-        "SELECT uuid, node, queue, meta, started_at, updated_at FROM oban_producers
-         WHERE $1::text IS NULL OR queue = $1 ORDER BY queue, node, started_at",
-    )
-    .bind(queue)
-    .fetch_all(pool)
-    .await?;
+pub(super) async fn producer_list(
+    pool: &PgPool,
+    prefix: Prefix,
+    queue: Option<&str>,
+) -> Result<Vec<ProducerInfo>> {
+    const SQL: &str = "SELECT uuid, node, queue, meta, started_at, updated_at FROM oban_producers
+         WHERE $1::text IS NULL OR queue = $1 ORDER BY queue, node, started_at";
+    let rows = sqlx::query(qualify(prefix, SQL))
+        .bind(queue)
+        .fetch_all(pool)
+        .await?;
     rows.iter()
         .map(|row| {
             Ok(ProducerInfo {
@@ -75,6 +80,7 @@ pub(super) async fn producer_list(pool: &PgPool, queue: Option<&str>) -> Result<
 /// See [`Engine::producer_heartbeat`](crate::engine::Engine::producer_heartbeat).
 pub(super) async fn producer_heartbeat(
     pool: &PgPool,
+    prefix: Prefix,
     uuid: uuid::Uuid,
     node: &str,
     queue: &str,
@@ -82,8 +88,7 @@ pub(super) async fn producer_heartbeat(
 ) -> Result<()> {
     // A snapshot (`held`) is stamped `held_at` with this transaction's time; a heartbeat without
     // one keeps the previous snapshot (see `queue/held.rs`).
-    sqlx::query(
-        "INSERT INTO oban_producers (uuid, node, queue, meta)
+    const SQL: &str = "INSERT INTO oban_producers (uuid, node, queue, meta)
          VALUES ($1, $2, $3, CASE WHEN $4::jsonb ? 'held'
                              THEN $4::jsonb || jsonb_build_object('held_at', timezone('UTC', now()))
                              ELSE $4::jsonb END)
@@ -92,20 +97,21 @@ pub(super) async fn producer_heartbeat(
                        ELSE excluded.meta || jsonb_strip_nulls(jsonb_build_object(
                               'held', oban_producers.meta->'held',
                               'held_at', oban_producers.meta->'held_at')) END,
-           updated_at = timezone('UTC', now())",
-    )
-    .bind(uuid)
-    .bind(node)
-    .bind(queue)
-    .bind(meta)
-    .execute(pool)
-    .await?;
+           updated_at = timezone('UTC', now())";
+    sqlx::query(qualify(prefix, SQL))
+        .bind(uuid)
+        .bind(node)
+        .bind(queue)
+        .bind(meta)
+        .execute(pool)
+        .await?;
     Ok(())
 }
 
 /// See [`Engine::producer_delete`](crate::engine::Engine::producer_delete).
-pub(super) async fn producer_delete(pool: &PgPool, uuid: uuid::Uuid) -> Result<()> {
-    sqlx::query("DELETE FROM oban_producers WHERE uuid = $1")
+pub(super) async fn producer_delete(pool: &PgPool, prefix: Prefix, uuid: uuid::Uuid) -> Result<()> {
+    const SQL: &str = "DELETE FROM oban_producers WHERE uuid = $1";
+    sqlx::query(qualify(prefix, SQL))
         .bind(uuid)
         .execute(pool)
         .await?;

@@ -24,9 +24,6 @@ macro_rules! job_columns {
 }
 pub(super) use job_columns;
 
-/// [`job_columns!`] as a constant, for statements built at run time.
-pub(super) const JOB_COLUMNS: &str = job_columns!();
-
 /// `uniq_key` after a change of state to the SQL expression `state`: kept while the new state is
 /// one of the job's unique states (`meta.uniq_states`), cleared otherwise.
 macro_rules! keep_uniq_key {
@@ -45,7 +42,7 @@ pub(super) fn utc(at: NaiveDateTime) -> chrono::DateTime<Utc> {
     Utc.from_utc_datetime(&at)
 }
 
-/// A job from the columns of [`JOB_COLUMNS`], read by position (a fetch decodes a row per job:
+/// A job from the columns of [`job_columns!`], read by position (a fetch decodes a row per job:
 /// by name, every field cost a lookup of its column).
 pub(super) fn job_from_row(row: &PgRow) -> Result<Job> {
     let state = row

@@ -1,11 +1,13 @@
-//! The schema: migrations (`migrations/postgres`) and reindexing.
+//! The schema: migrations (`migrations/postgres`) and reindexing, in a schema prefix.
 
 use futures_util::future::BoxFuture;
 use sqlx::postgres::PgPool;
 use sqlx::Executor;
 
+use super::prefix::qualify;
 use crate::error::{Error, Result};
 use crate::migrate::MigrateTarget;
+use crate::prefix::Prefix;
 
 const MIGRATIONS: &[(i32, &str, &str)] = &[
     (
@@ -44,30 +46,39 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
 const MIGRATION_LOCK: i64 = 0x0ba7_0001;
 
 impl<'a> MigrateTarget<'a> for &'a PgPool {
-    fn apply_schema(self) -> BoxFuture<'a, Result<()>> {
-        Box::pin(migrate(self))
+    fn apply_schema_in(self, prefix: Prefix) -> BoxFuture<'a, Result<()>> {
+        Box::pin(migrate(self, prefix))
     }
 }
 
-/// Applies what is missing of the schema (see [`crate::migrate()`]), under an advisory lock.
-pub(super) async fn migrate(pool: &PgPool) -> Result<()> {
+/// Applies what is missing of the schema (see [`crate::migrate()`]) in `prefix`, creating its
+/// schema when missing, under an advisory lock.
+pub(super) async fn migrate(pool: &PgPool, prefix: Prefix) -> Result<()> {
+    const CREATE_LOG: &str = "CREATE TABLE IF NOT EXISTS oban_rust_migrations (
+           version integer PRIMARY KEY,
+           description text NOT NULL,
+           installed_at timestamptz NOT NULL DEFAULT now())";
+    const APPLIED: &str = "SELECT version FROM oban_rust_migrations";
+    // `to_regclass` reads its argument as a name: qualified, it looks in the prefix's schema.
+    const JOBS_TABLE_EXISTS: &str = "SELECT to_regclass('oban_jobs') IS NOT NULL";
+    const RECORD: &str = "INSERT INTO oban_rust_migrations (version, description) VALUES ($1, $2)";
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(MIGRATION_LOCK)
         .execute(&mut *tx)
         .await?;
-    (&mut *tx)
-        .execute(
-            "CREATE TABLE IF NOT EXISTS oban_rust_migrations (
-               version integer PRIMARY KEY,
-               description text NOT NULL,
-               installed_at timestamptz NOT NULL DEFAULT now())",
-        )
-        .await?;
-    let applied: Vec<i32> = sqlx::query_scalar("SELECT version FROM oban_rust_migrations")
+    if !prefix.is_public() {
+        // The name is a validated identifier (see `Prefix::new`), quoted as it is everywhere.
+        let create = format!("CREATE SCHEMA IF NOT EXISTS \"{}\"", prefix.name());
+        (&mut *tx).execute(create.as_str()).await.map_err(|e| {
+            Error::Migration(format!("creating the schema of prefix `{prefix}`: {e}"))
+        })?;
+    }
+    (&mut *tx).execute(qualify(prefix, CREATE_LOG)).await?;
+    let applied: Vec<i32> = sqlx::query_scalar(qualify(prefix, APPLIED))
         .fetch_all(&mut *tx)
         .await?;
-    let jobs_table_exists: bool = sqlx::query_scalar("SELECT to_regclass('oban_jobs') IS NOT NULL")
+    let jobs_table_exists: bool = sqlx::query_scalar(qualify(prefix, JOBS_TABLE_EXISTS))
         .fetch_one(&mut *tx)
         .await?;
     for (version, description, sql) in MIGRATIONS {
@@ -78,11 +89,11 @@ pub(super) async fn migrate(pool: &PgPool) -> Result<()> {
         let skip = *version == 1 && jobs_table_exists;
         if !skip {
             (&mut *tx)
-                .execute(*sql)
+                .execute(qualify(prefix, sql))
                 .await
                 .map_err(|e| Error::Migration(format!("step {version} ({description}): {e}")))?;
         }
-        sqlx::query("INSERT INTO oban_rust_migrations (version, description) VALUES ($1, $2)")
+        sqlx::query(qualify(prefix, RECORD))
             .bind(version)
             .bind(if skip {
                 format!("{description} (kept the existing table)")
@@ -96,12 +107,16 @@ pub(super) async fn migrate(pool: &PgPool) -> Result<()> {
     Ok(())
 }
 
-/// Rebuilds the job table's indexes one at a time, without blocking writes.
-pub(super) async fn reindex(pool: &PgPool) -> Result<()> {
+/// Rebuilds the job table's indexes in `prefix` one at a time, without blocking writes.
+pub(super) async fn reindex(pool: &PgPool, prefix: Prefix) -> Result<()> {
+    // Names compared as data: not qualified (see `prefix.rs`); the schema is bound instead, the
+    // search path's for the default prefix.
+    let schema = (!prefix.is_public()).then(|| prefix.name());
     let indexes: Vec<String> = sqlx::query_scalar(
         "SELECT quote_ident(schemaname) || '.' || quote_ident(indexname) FROM pg_indexes
-         WHERE tablename = 'oban_jobs' AND schemaname = current_schema()",
+         WHERE tablename = 'oban_jobs' AND schemaname = coalesce($1, current_schema())",
     )
+    .bind(schema)
     .fetch_all(pool)
     .await?;
     for index in indexes {

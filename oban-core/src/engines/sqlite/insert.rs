@@ -18,7 +18,7 @@ use crate::engine::insert::{
     self as algorithm, Expiring, InsertStatements, Keyed, Replacement, Rounds, StoredRow,
 };
 use crate::error::{Error, Result};
-use crate::insert::JobInserter;
+use crate::insert::{JobInserter, Prefixed};
 use crate::job::{Job, JobState};
 use crate::new_job::NewJob;
 
@@ -74,6 +74,39 @@ impl<'a> JobInserter<'a> for &'a mut SqliteConnection {
 impl<'a, 't: 'a> JobInserter<'a> for &'a mut Transaction<'t, Sqlite> {
     fn insert_jobs(self, jobs: Vec<NewJob>) -> BoxFuture<'a, Result<Vec<Job>>> {
         Box::pin(insert_jobs(self, jobs))
+    }
+}
+
+// A prefix on SQLite: only the default, the file's one instance (see `check_prefix`), so that
+// `oban.within(&mut *tx)` reads the same on both engines.
+
+impl<'a> JobInserter<'a> for Prefixed<&'a SqlitePool> {
+    fn insert_jobs(self, jobs: Vec<NewJob>) -> BoxFuture<'a, Result<Vec<Job>>> {
+        let (prefix, pool) = self.into_parts();
+        Box::pin(async move {
+            super::check_prefix(prefix)?;
+            pool.insert_jobs(jobs).await
+        })
+    }
+}
+
+impl<'a> JobInserter<'a> for Prefixed<&'a mut SqliteConnection> {
+    fn insert_jobs(self, jobs: Vec<NewJob>) -> BoxFuture<'a, Result<Vec<Job>>> {
+        let (prefix, conn) = self.into_parts();
+        Box::pin(async move {
+            super::check_prefix(prefix)?;
+            conn.insert_jobs(jobs).await
+        })
+    }
+}
+
+impl<'a, 't: 'a> JobInserter<'a> for Prefixed<&'a mut Transaction<'t, Sqlite>> {
+    fn insert_jobs(self, jobs: Vec<NewJob>) -> BoxFuture<'a, Result<Vec<Job>>> {
+        let (prefix, tx) = self.into_parts();
+        Box::pin(async move {
+            super::check_prefix(prefix)?;
+            tx.insert_jobs(jobs).await
+        })
     }
 }
 

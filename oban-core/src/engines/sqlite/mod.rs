@@ -55,6 +55,9 @@
 //! - **Transactions of your own** (`insert(&mut *tx)`): begin them with
 //!   `pool.begin_with("BEGIN IMMEDIATE")` when they read before they write, as SQLite advises for
 //!   any writing transaction; jobs inserted in them are found by polling after your commit.
+//! - **One instance per file**: a schema [`Prefix`] other than the default `public` is refused
+//!   (by `start()` and by [`crate::migrate_prefix`]): SQLite has no schemas to keep instances
+//!   apart, so give each instance its own database file instead.
 
 mod ack;
 mod fetch;
@@ -84,6 +87,7 @@ use crate::error::{Error, Result};
 use crate::filter::JobFilter;
 use crate::job::Job;
 use crate::new_job::NewJob;
+use crate::prefix::Prefix;
 
 use hub::Hub;
 
@@ -273,4 +277,20 @@ impl Engine for SqliteEngine {
     async fn producer_delete(&self, uuid: uuid::Uuid) -> Result<()> {
         peer::producer_delete(self, uuid).await
     }
+}
+
+/// SQLite keeps one Oban instance per database file: only the default prefix, `public`, is
+/// accepted.
+///
+/// # Errors
+/// [`Error::Config`] for any other prefix, saying to use another file.
+pub(crate) fn check_prefix(prefix: Prefix) -> Result<()> {
+    if prefix.is_public() {
+        return Ok(());
+    }
+    Err(Error::Config(format!(
+        "`prefix` `{prefix}` is not supported on SQLite, which keeps one Oban instance per \
+         database file: leave the prefix at its default (`public`) and give each instance its \
+         own file (`sqlite://tenant_a.db`)"
+    )))
 }

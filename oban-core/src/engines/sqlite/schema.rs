@@ -8,6 +8,7 @@ use super::hub::Hub;
 use super::SqliteEngine;
 use crate::error::{Error, Result};
 use crate::migrate::MigrateTarget;
+use crate::prefix::Prefix;
 
 const MIGRATIONS: &[(i32, &str, &str)] = &[
     (
@@ -23,8 +24,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
 ];
 
 impl<'a> MigrateTarget<'a> for &'a SqlitePool {
-    fn apply_schema(self) -> BoxFuture<'a, Result<()>> {
-        Box::pin(migrate(self))
+    fn apply_schema_in(self, prefix: Prefix) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            super::check_prefix(prefix)?;
+            migrate(self).await
+        })
     }
 }
 

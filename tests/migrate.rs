@@ -351,3 +351,28 @@ async fn migration_7_corrects_our_version_comment_15_and_no_one_elses() {
         .await
         .contains(&"comment 15".to_owned()));
 }
+
+#[tokio::test]
+async fn a_node_that_does_not_migrate_inserts_on_an_unmigrated_elixir_schema() {
+    let (pool, _) = common::empty_database().await;
+    pool.execute(include_str!("fixtures/elixir_oban_v14.sql"))
+        .await
+        .unwrap();
+    let client = Oban::builder()
+        .pool(pool.clone())
+        .migrate(false)
+        .start()
+        .await
+        .expect("an insert-only node starts without migrating");
+    let job = JobBuilder::new(Probe::Ok)
+        .insert(&client)
+        .await
+        .expect("a plain insert through the node");
+    client.shutdown(Duration::from_secs(1)).await;
+    assert_eq!(common::fetch_job(&pool, job.id).await.worker, "Test.Probe");
+    let migrated: bool = sqlx::query_scalar("SELECT to_regclass('oban_rust_migrations') IS NULL")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(migrated, "nothing was migrated");
+}

@@ -376,3 +376,20 @@ async fn a_node_that_does_not_migrate_inserts_on_an_unmigrated_elixir_schema() {
         .unwrap();
     assert!(migrated, "nothing was migrated");
 }
+
+#[tokio::test]
+async fn a_unique_insert_with_uniq_key_but_not_its_index_says_to_migrate() {
+    let (pool, _) = common::empty_database().await;
+    pool.execute(include_str!("fixtures/elixir_oban_v14.sql"))
+        .await
+        .unwrap();
+    pool.execute("ALTER TABLE oban_jobs ADD COLUMN uniq_key text")
+        .await
+        .unwrap();
+    let error = JobBuilder::new(Probe::Ok)
+        .unique(UniqueOptions::new())
+        .insert(&pool)
+        .await
+        .expect_err("no index for ON CONFLICT");
+    assert!(matches!(error, Error::NotMigrated { .. }), "{error:?}");
+}

@@ -91,7 +91,8 @@ pub fn spawn_node(python: &PathBuf, url: &str, node: &str) -> ChildGuard {
 }
 
 /// Stops a node [`spawn_node`] started (its stdin closes, it shuts down) and returns the ids of
-/// the jobs it ran, once per run.
+/// the jobs it ran, once per run. Anything Python Oban logged (its failed loops: a query the
+/// schema could not answer) fails the test.
 pub async fn stop_node(mut node: ChildGuard) -> Vec<i64> {
     node.close_stdin();
     let output = node.wait_with_output(LIMIT).await;
@@ -100,6 +101,11 @@ pub async fn stop_node(mut node: ChildGuard) -> Vec<i64> {
         output.status.success(),
         "the Python node failed: {stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !stderr.contains("Traceback"),
+        "a loop of the Python node failed: {stderr}"
     );
     stdout
         .lines()

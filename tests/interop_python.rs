@@ -53,6 +53,8 @@ enum Installer {
     Python,
     /// `oban::migrate`.
     Rust,
+    /// Elixir Oban's migrations V01..V14 (`tests/fixtures/elixir_oban_v14.sql`, without its job).
+    Elixir,
 }
 
 /// A database of its own with the schema `installer` gives it, its URL, and the interpreter;
@@ -66,6 +68,12 @@ async fn database(test: &str, installer: Installer) -> Option<(PgPool, String, P
             python::run(&python, &["install", &url]).await;
         }
         Installer::Rust => oban::migrate(&pool).await.expect("migrate"),
+        Installer::Elixir => {
+            pool.execute(include_str!("fixtures/elixir_oban_v14.sql"))
+                .await
+                .expect("Elixir Oban's schema");
+            pool.execute("DELETE FROM oban_jobs").await.unwrap();
+        }
     }
     Some((pool, url, python))
 }
@@ -271,6 +279,17 @@ async fn errors_written_by_either_side_are_read_by_the_other_on_a_rust_schema() 
     errors_cross(
         "errors_written_by_either_side_are_read_by_the_other_on_a_rust_schema",
         Installer::Rust,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn errors_written_by_either_side_are_read_by_the_other_on_an_elixir_schema() {
+    // Three implementations on one database: Elixir installed it, this runtime migrated it
+    // (which adds what a Python node needs), Python and Rust nodes work each other's jobs.
+    errors_cross(
+        "errors_written_by_either_side_are_read_by_the_other_on_an_elixir_schema",
+        Installer::Elixir,
     )
     .await;
 }

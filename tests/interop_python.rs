@@ -327,3 +327,23 @@ async fn a_unique_insert_on_an_unmigrated_python_schema_says_to_run_migrate() {
     assert!(again.conflict && again.id == first.id);
     pool.execute("SELECT 1").await.unwrap();
 }
+
+#[tokio::test]
+async fn max_attempts_beyond_a_python_schemas_smallint_is_refused_naming_the_bound() {
+    let test = "max_attempts_beyond_a_python_schemas_smallint_is_refused_naming_the_bound";
+    let Some((pool, _url, _python)) = database(test, Installer::Python).await else {
+        return;
+    };
+    let error = JobBuilder::new(Echo { n: 1 })
+        .max_attempts(40_000)
+        .insert(&pool)
+        .await
+        .expect_err("smallint max_attempts");
+    assert!(matches!(error, Error::InvalidJob(_)), "{error:?}");
+    assert!(error.to_string().contains("32767"), "{error}");
+    JobBuilder::new(Echo { n: 1 })
+        .max_attempts(32_767)
+        .insert(&pool)
+        .await
+        .expect("the largest smallint fits");
+}

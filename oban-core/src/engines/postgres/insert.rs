@@ -42,24 +42,38 @@ pub(crate) async fn insert_jobs(
     };
     let jobs = algorithm::insert_jobs(&mut statements, jobs)
         .await
-        .map_err(unique_needs_migration)?;
+        .map_err(explain_schema_error)?;
     if let InsertNotify::AfterCommit(pool) = notify {
         notify_after_commit(conn, pool, &jobs).await;
     }
     Ok(jobs)
 }
 
-/// A unique insert on a schema without `uniq_key` (or its index) as [`Error::NotMigrated`]; any
-/// other error as it is. Only unique inserts name the column (see `insert_rows`).
-fn unique_needs_migration(error: Error) -> Error {
+/// An insert error that comes from the shape of a schema another implementation installed, as
+/// an error that says what to do; any other error as it is.
+///
+/// - A unique insert on a schema without `uniq_key` (or its index): [`Error::NotMigrated`]. Only
+///   unique inserts name the column (see `insert_rows`).
+/// - A `max_attempts` above 32767 where the column is `smallint` (Python Oban's schema):
+///   [`Error::InvalidJob`] naming the bound.
+fn explain_schema_error(error: Error) -> Error {
     if let Error::Database(sqlx::Error::Database(db)) = &error {
         // 42703 undefined_column; 42P10 invalid_column_reference, the ON CONFLICT target with
-        // no matching unique index.
-        let code = db.code();
-        if matches!(code.as_deref(), Some("42703" | "42P10")) && mentions_uniq_key(db.message()) {
-            return Error::NotMigrated {
-                needs: "a unique insert",
-            };
+        // no matching unique index; 22003 numeric_value_out_of_range.
+        match db.code().as_deref() {
+            Some("42703" | "42P10") if mentions_uniq_key(db.message()) => {
+                return Error::NotMigrated {
+                    needs: "a unique insert",
+                };
+            }
+            Some("22003") if db.message().contains("smallint") => {
+                return Error::InvalidJob(
+                    "max_attempts is above 32767, and this database's oban_jobs stores it as \
+                     smallint (the schema Python Oban installs): use at most 32767"
+                        .into(),
+                );
+            }
+            _ => {}
         }
     }
     error

@@ -5,7 +5,9 @@ mod common;
 use std::time::Duration;
 
 use common::wait;
-use oban::{JobContext, JobError, JobState, Oban, Outcome, Worker};
+use oban::{
+    Error, JobBuilder, JobContext, JobError, JobState, Oban, Outcome, UniqueOptions, Worker,
+};
 use serde::{Deserialize, Serialize};
 use sqlx::{Executor, PgPool};
 
@@ -85,7 +87,7 @@ async fn fresh_database_gets_obans_schema_and_migrate_is_idempotent() {
         ]
     );
     assert!(
-        first.contains(&"comment 15".to_owned()),
+        first.contains(&"comment 14".to_owned()),
         "Elixir Oban's version comment: {first:?}"
     );
     for column in [
@@ -131,6 +133,7 @@ async fn fresh_database_gets_obans_schema_and_migrate_is_idempotent() {
         tables,
         [
             "oban_jobs",
+            "oban_leaders",
             "oban_peers",
             "oban_producers",
             "oban_rust_migrations"
@@ -141,7 +144,13 @@ async fn fresh_database_gets_obans_schema_and_migrate_is_idempotent() {
             .fetch_all(&pool)
             .await
             .unwrap();
-    assert_eq!(versions, [1, 2, 3, 4, 5, 6]);
+    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7]);
+    let estimate: bool =
+        sqlx::query_scalar("SELECT oban_count_estimate('available', 'default') >= 0")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(estimate, "Python Oban's count estimate is there");
 }
 
 #[tokio::test]
@@ -162,7 +171,7 @@ async fn concurrent_migrations_from_many_nodes_all_succeed() {
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert_eq!(versions, 6);
+    assert_eq!(versions, 7);
 }
 
 async fn run_existing_job(pool: &PgPool) -> oban::Job {
@@ -186,7 +195,7 @@ async fn run_existing_job(pool: &PgPool) -> oban::Job {
 #[tokio::test]
 async fn an_elixir_oban_schema_is_kept_and_its_jobs_run() {
     let (pool, _) = common::empty_database().await;
-    pool.execute(include_str!("fixtures/elixir_oban_v12.sql"))
+    pool.execute(include_str!("fixtures/elixir_oban_v14.sql"))
         .await
         .unwrap();
     let before = jobs_table_shape(&pool).await;
@@ -202,7 +211,7 @@ async fn an_elixir_oban_schema_is_kept_and_its_jobs_run() {
     );
     assert!(
         enum_values(&pool).await.contains(&"suspended".to_owned()),
-        "missing states are added"
+        "every state is there"
     );
     let peers: i64 = sqlx::query_scalar("SELECT count(*) FROM oban_peers")
         .fetch_one(&pool)
@@ -218,37 +227,169 @@ async fn an_elixir_oban_schema_is_kept_and_its_jobs_run() {
 
 #[tokio::test]
 async fn a_python_oban_schema_is_kept_and_its_jobs_run() {
+    let Some(python) = common::python::interpreter("a_python_oban_schema_is_kept_and_its_jobs_run")
+    else {
+        return;
+    };
     let (pool, _) = common::empty_database().await;
-    pool.execute(include_str!("fixtures/oban_py.sql"))
+    // The schema the pinned package installs, and a job as a Python node inserts and fails it.
+    pool.execute(common::python::install_sql(&python).await.as_str())
         .await
         .unwrap();
-    let before = jobs_table_shape(&pool).await;
-    let leaders_before: Vec<String> = sqlx::query_scalar(
-        "SELECT column_name::text FROM information_schema.columns WHERE table_name = 'oban_leaders' ORDER BY 1",
+    pool.execute(
+        r#"INSERT INTO oban_jobs (worker, queue, args, errors, tags, meta, attempt)
+           VALUES ('Test.Probe', 'default', '{"action": "ok"}',
+                   '[{"at": "2026-01-01T00:00:00+00:00", "attempt": 1, "error": "from python"}]',
+                   ARRAY['python'], '{"origin": "python"}', 1)"#,
     )
-    .fetch_all(&pool)
     .await
     .unwrap();
+    let before = jobs_table_shape(&pool).await;
+    let tables_before = python_tables_shape(&pool).await;
     oban::migrate(&pool).await.unwrap();
     oban::migrate(&pool).await.unwrap();
     let (after, added) = shape_besides_additions(&pool).await;
     assert_eq!(
         after, before,
-        "all of oban_jobs as the Python port made it is kept"
+        "all of oban_jobs as the Python package made it is kept"
     );
     assert_eq!(
         added, 4,
         "only the uniq_key column, its index, the fetch index and the executing index are added"
     );
-    let leaders_after: Vec<String> = sqlx::query_scalar(
-        "SELECT column_name::text FROM information_schema.columns WHERE table_name = 'oban_leaders' ORDER BY 1",
-    )
-    .fetch_all(&pool)
-    .await
-    .unwrap();
-    assert_eq!(leaders_after, leaders_before);
+    assert_eq!(
+        python_tables_shape(&pool).await,
+        tables_before,
+        "oban_leaders, oban_producers and oban_count_estimate are kept as they are"
+    );
     let job = run_existing_job(&pool).await;
     assert_eq!(job.tags, ["python"]);
     assert_eq!(job.errors[0].error, "from python");
     assert_eq!(job.meta["origin"], "python");
+}
+
+/// The columns of Python Oban's own tables and the text of its count estimate function.
+async fn python_tables_shape(pool: &PgPool) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT table_name || '.' || column_name || ' ' || data_type || ' ' || coalesce(column_default, '')
+           FROM information_schema.columns WHERE table_name IN ('oban_leaders', 'oban_producers')
+         UNION ALL SELECT pg_get_functiondef('oban_count_estimate(text, text)'::regprocedure)
+         ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn plain_inserts_work_on_an_unmigrated_elixir_schema_and_a_unique_one_says_to_migrate() {
+    let (pool, _) = common::empty_database().await;
+    pool.execute(include_str!("fixtures/elixir_oban_v14.sql"))
+        .await
+        .unwrap();
+    let job = JobBuilder::new(Probe::Ok)
+        .tags(["rust"])
+        .insert(&pool)
+        .await
+        .expect("a plain insert needs no migration");
+    assert_eq!(job.tags, ["rust"]);
+
+    let mut tx = pool.begin().await.unwrap();
+    let in_tx = JobBuilder::new(Probe::Ok).insert(&mut tx).await.unwrap();
+    let error = JobBuilder::new(Probe::Ok)
+        .unique(UniqueOptions::new())
+        .insert(&mut tx)
+        .await
+        .expect_err("no uniq_key column");
+    assert!(matches!(error, Error::NotMigrated { .. }), "{error:?}");
+    assert!(error.to_string().contains("oban::migrate"), "{error}");
+    tx.commit()
+        .await
+        .expect("the caller's transaction is still usable");
+    assert!(common::fetch_job(&pool, in_tx.id).await.id == in_tx.id);
+    let tables: bool = sqlx::query_scalar("SELECT to_regclass('oban_rust_migrations') IS NULL")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(tables, "inserting migrated nothing");
+
+    oban::migrate(&pool).await.unwrap();
+    JobBuilder::new(Probe::Ok)
+        .unique(UniqueOptions::new())
+        .insert(&pool)
+        .await
+        .expect("a unique insert after oban::migrate");
+}
+
+#[tokio::test]
+async fn migration_7_corrects_our_version_comment_15_and_no_one_elses() {
+    // A database this runtime installed before migration 7 said '15'.
+    let (ours, _) = common::empty_database().await;
+    oban::migrate(&ours).await.unwrap();
+    ours.execute(
+        "COMMENT ON TABLE oban_jobs IS '15'; DELETE FROM oban_rust_migrations WHERE version = 7",
+    )
+    .await
+    .unwrap();
+    oban::migrate(&ours).await.unwrap();
+    assert!(jobs_table_shape(&ours)
+        .await
+        .contains(&"comment 14".to_owned()));
+
+    // A table Elixir Oban installed keeps whatever its migrator wrote.
+    let (theirs, _) = common::empty_database().await;
+    theirs
+        .execute(include_str!("fixtures/elixir_oban_v14.sql"))
+        .await
+        .unwrap();
+    theirs
+        .execute("COMMENT ON TABLE oban_jobs IS '15'")
+        .await
+        .unwrap();
+    oban::migrate(&theirs).await.unwrap();
+    assert!(jobs_table_shape(&theirs)
+        .await
+        .contains(&"comment 15".to_owned()));
+}
+
+#[tokio::test]
+async fn a_node_that_does_not_migrate_inserts_on_an_unmigrated_elixir_schema() {
+    let (pool, _) = common::empty_database().await;
+    pool.execute(include_str!("fixtures/elixir_oban_v14.sql"))
+        .await
+        .unwrap();
+    let client = Oban::builder()
+        .pool(pool.clone())
+        .migrate(false)
+        .start()
+        .await
+        .expect("an insert-only node starts without migrating");
+    let job = JobBuilder::new(Probe::Ok)
+        .insert(&client)
+        .await
+        .expect("a plain insert through the node");
+    client.shutdown(Duration::from_secs(1)).await;
+    assert_eq!(common::fetch_job(&pool, job.id).await.worker, "Test.Probe");
+    let migrated: bool = sqlx::query_scalar("SELECT to_regclass('oban_rust_migrations') IS NULL")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(migrated, "nothing was migrated");
+}
+
+#[tokio::test]
+async fn a_unique_insert_with_uniq_key_but_not_its_index_says_to_migrate() {
+    let (pool, _) = common::empty_database().await;
+    pool.execute(include_str!("fixtures/elixir_oban_v14.sql"))
+        .await
+        .unwrap();
+    pool.execute("ALTER TABLE oban_jobs ADD COLUMN uniq_key text")
+        .await
+        .unwrap();
+    let error = JobBuilder::new(Probe::Ok)
+        .unique(UniqueOptions::new())
+        .insert(&pool)
+        .await
+        .expect_err("no index for ON CONFLICT");
+    assert!(matches!(error, Error::NotMigrated { .. }), "{error:?}");
 }

@@ -334,7 +334,7 @@ async fn an_elixir_schema_in_a_prefix_is_kept_and_its_jobs_run() {
         .execute(&mut *conn)
         .await
         .unwrap();
-    sqlx::raw_sql(include_str!("fixtures/elixir_oban_v12.sql"))
+    sqlx::raw_sql(include_str!("fixtures/elixir_oban_v14.sql"))
         .execute(&mut *conn)
         .await
         .unwrap();

@@ -1,4 +1,4 @@
--- Oban's job table, as Elixir Oban's migrations V01..V15 leave it, for a database that has none.
+-- Oban's job table, as Elixir Oban's migrations V01..V14 leave it, for a database that has none.
 -- Applied only when `oban_jobs` does not exist yet: an existing table (installed by Elixir Oban,
 -- Oban's Python port or an earlier run) is never altered destructively.
 
@@ -65,5 +65,7 @@ CREATE INDEX IF NOT EXISTS oban_jobs_state_discarded_at_index
 --   CREATE INDEX CONCURRENTLY oban_jobs_args_index ON oban_jobs USING gin (args);
 --   CREATE INDEX CONCURRENTLY oban_jobs_meta_index ON oban_jobs USING gin (meta);
 
--- Elixir Oban reads its schema version from this comment; the table above is its version 15.
-COMMENT ON TABLE oban_jobs IS '15';
+-- Elixir Oban reads its schema version from this comment; the table above stands for its latest,
+-- version 14 (its migrator then has nothing to do, and its nodes start). Until migration 007 this
+-- said '15', a version Elixir Oban does not have; 007 corrects databases installed with it.
+COMMENT ON TABLE oban_jobs IS '14';

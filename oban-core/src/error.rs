@@ -35,6 +35,14 @@ pub enum Error {
     /// Applying the schema failed.
     #[error("migration failed: {0}")]
     Migration(String),
+    /// The operation needs what [`crate::migrate()`] adds to the schema, and the database lacks
+    /// it: its `oban_jobs` was installed by another Oban implementation (Elixir or Python) and
+    /// never migrated by this runtime. `needs` names the operation.
+    #[error("{needs} needs the `uniq_key` column and index that `oban::migrate` adds to `oban_jobs`, and this database does not have them (its schema was installed by another Oban implementation): run `oban::migrate(&pool)` once against it (it keeps the existing table and its jobs), then insert again")]
+    NotMigrated {
+        /// What was refused, e.g. "a unique insert".
+        needs: &'static str,
+    },
     /// A bulk operation was given a filter with no condition, which would act on every job.
     #[error("refusing to {operation} every job: the filter has no condition; add one (queue, worker, state, ids, ...) or pass `JobFilter::all()` to {operation} every job on purpose")]
     EmptyFilter {

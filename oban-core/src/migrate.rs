@@ -26,12 +26,19 @@ pub trait MigrateTarget<'a>: Sized {
 /// On PostgreSQL (`migrations/postgres`):
 ///
 /// - On an empty database: Oban's `oban_jobs` table, `oban_job_state` type and indexes (as Elixir
-///   Oban's migrations leave them), plus `oban_peers` and `oban_producers`.
-/// - On a database where Elixir Oban or Oban's Python port already installed `oban_jobs`: that
-///   table is kept as it is; only missing states and tables are added, plus what this runtime
-///   needs on the table: the `uniq_key` column and its partial unique index, the partial fetch
-///   index and the `oban_fetch_available` function, and a partial index of executing jobs for the
-///   lifeline.
+///   Oban's migrations leave them, labelled with their latest version, 14, which Elixir Oban's
+///   migrator reads from the table's comment), plus `oban_peers` and `oban_producers`.
+/// - On a database where Elixir Oban or the Python `oban` package already installed `oban_jobs`:
+///   that table is kept as it is; only missing states and tables are added, plus what this
+///   runtime needs on the table: the `uniq_key` column and its partial unique index, the partial
+///   fetch index and the `oban_fetch_available` function, and a partial index of executing jobs
+///   for the lifeline.
+/// - Either way, what a Python Oban (0.7) node needs to start beside this runtime's: its
+///   `oban_leaders` table and `oban_count_estimate` function, where missing.
+///
+/// Inserting needs none of this runtime's additions unless the jobs are unique (see
+/// [`crate::unique`]): an insert-only client can write to a schema another implementation
+/// installed without running this.
 ///
 /// On SQLite (`migrations/sqlite`): the same tables with SQLite's types, and the file switched to
 /// WAL mode (see [`crate::engines::sqlite`]).

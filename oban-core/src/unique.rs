@@ -24,8 +24,34 @@
 //!   jobs is inserted, the others report a conflict with it).
 //!
 //! Inserts run at `READ COMMITTED` (PostgreSQL's default); the conflict lookup needs to see the
-//! winner's committed row. Jobs inserted by Elixir or Python Oban nodes carry no key: their own
-//! engines' checks apply to them.
+//! winner's committed row.
+//!
+//! Unique inserts need what [`crate::migrate()`] adds (`uniq_key` and its index): on a schema
+//! another implementation installed and this runtime never migrated they fail with
+//! [`Error::NotMigrated`](crate::Error::NotMigrated), which says to run it. Inserts without
+//! unique options need no migration.
+//!
+//! # Alongside Elixir and Python Oban
+//!
+//! Each implementation enforces its own unique jobs; what one sees of the others':
+//!
+//! - **This runtime sees only keys.** A duplicate is a row holding the same `uniq_key`, and only
+//!   unique jobs inserted here have one. Jobs Elixir or Python nodes insert never block a unique
+//!   job inserted here, whatever their fields.
+//! - **Elixir Oban (open-source engine) sees rows.** Before inserting a unique job it queries
+//!   `oban_jobs` for a row in its states and period with equal `worker` and `queue` and equal
+//!   `args` (or containing the chosen keys), so it does see jobs inserted here, with two limits:
+//!   the worker name must be the one the Elixir worker has, and a check on all of `meta`
+//!   (`fields: [:meta]` without `keys`) never matches a unique job inserted here, whose `meta`
+//!   also holds `uniq_states` (the states in which it keeps its key). Its check takes an advisory
+//!   lock of its own, which inserts here do not take, so the two can race: a duplicate across
+//!   implementations is possible, never within this runtime.
+//! - **Python Oban (0.7) has no unique jobs.** It inserts every job it is given.
+//! - **Only this runtime maintains keys.** An Elixir or Python node that works a unique job
+//!   inserted here moves it through its states without touching `uniq_key`, so the job keeps
+//!   the key it had when claimed: with unique states that end before the job does
+//!   (`Incomplete`, `Scheduled`), it goes on blocking duplicates after it finished, until its
+//!   period ends (forever with `infinite()`). Work such jobs on nodes of this runtime.
 
 use std::time::Duration;
 

@@ -4,6 +4,7 @@
 
 pub mod process;
 pub mod proxy;
+pub mod python;
 pub mod wait;
 pub mod workers;
 

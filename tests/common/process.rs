@@ -89,6 +89,12 @@ impl ChildGuard {
         &self.name
     }
 
+    /// Closes the child's stdin (when piped): a child that reads it to its end learns that the
+    /// parent is done with it.
+    pub fn close_stdin(&mut self) {
+        drop(self.child.as_mut().and_then(|child| child.stdin.take()));
+    }
+
     /// Kills the child now (SIGKILL) and reaps it.
     pub fn kill(mut self) {
         let mut child = self.child.take().expect("a live child");

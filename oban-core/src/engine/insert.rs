@@ -5,7 +5,10 @@
 //!
 //! 1. **Prepare**: validate each job, record its unique states in `meta.uniq_states`, compute
 //!    its key.
-//! 2. Without keys, **one insert statement** and done.
+//! 2. Without keys, **one insert statement** and done. [`InsertStatements::insert_rows`] is
+//!    then given no key at all, and an engine's statement for it names no key column: such
+//!    inserts work on a schema another Oban implementation installed and this runtime never
+//!    migrated (PostgreSQL: `uniq_key` is this runtime's column).
 //! 3. With keys, in one transaction (a savepoint inside the caller's), up to five rounds of:
 //!    **release** keys held by jobs whose period is over; **insert** with `ON CONFLICT DO
 //!    NOTHING` on the key; map the stored rows back to the inputs (unkeyed in order, keyed by

@@ -46,11 +46,49 @@ pub(crate) async fn insert_jobs(
         prefix,
         notify_in_statement: matches!(notify, InsertNotify::WithCommit),
     };
-    let jobs = algorithm::insert_jobs(&mut statements, jobs).await?;
+    let jobs = algorithm::insert_jobs(&mut statements, jobs)
+        .await
+        .map_err(explain_schema_error)?;
     if let InsertNotify::AfterCommit(pool) = notify {
         notify_after_commit(conn, pool, prefix, &jobs).await;
     }
     Ok(jobs)
+}
+
+/// An insert error that comes from the shape of a schema another implementation installed, as
+/// an error that says what to do; any other error as it is.
+///
+/// - A unique insert on a schema without `uniq_key` (or its index): [`Error::NotMigrated`]. Only
+///   unique inserts name the column (see `insert_rows`).
+/// - A `max_attempts` above 32767 where the column is `smallint` (Python Oban's schema):
+///   [`Error::InvalidJob`] naming the bound.
+fn explain_schema_error(error: Error) -> Error {
+    if let Error::Database(sqlx::Error::Database(db)) = &error {
+        // 42703 undefined_column; 42P10 invalid_column_reference, the ON CONFLICT target with
+        // no matching unique index; 22003 numeric_value_out_of_range.
+        match db.code().as_deref() {
+            Some("42703" | "42P10") if mentions_uniq_key(db.message()) => {
+                return Error::NotMigrated {
+                    needs: "a unique insert",
+                };
+            }
+            Some("22003") if db.message().contains("smallint") => {
+                return Error::InvalidJob(
+                    "max_attempts is above 32767, and this database's oban_jobs stores it as \
+                     smallint (the schema Python Oban installs): use at most 32767"
+                        .into(),
+                );
+            }
+            _ => {}
+        }
+    }
+    error
+}
+
+/// Whether a database message is about the unique key: the column's name, or the conflict
+/// target's missing index (whose message names no column).
+fn mentions_uniq_key(message: &str) -> bool {
+    message.contains("uniq_key") || message.contains("ON CONFLICT")
 }
 
 impl<'a> JobInserter<'a> for &'a PgPool {
@@ -272,17 +310,20 @@ async fn insert_rows(
         max_attempts.push(job.max_attempts);
         scheduled.push(job.scheduled_at.map(|at| at.naive_utc()));
     }
+    // A batch without unique jobs names no `uniq_key` (the column default, NULL, is what it
+    // would write), so it works on a schema another Oban implementation installed and this
+    // runtime never migrated: Elixir Oban's and Python Oban's have no such column.
     const INSERT: &str = "WITH inserted AS (
-           INSERT INTO oban_jobs AS j (state, queue, worker, args, meta, tags, priority, max_attempts, scheduled_at, uniq_key)
+           INSERT INTO oban_jobs AS j (state, queue, worker, args, meta, tags, priority, max_attempts, scheduled_at{key_column})
            SELECT CASE WHEN t.scheduled_at > timezone('UTC', now()) THEN 'scheduled' ELSE 'available' END::oban_job_state,
                   t.queue, t.worker, t.args, t.meta, t.tags::text[], t.priority, t.max_attempts,
-                  coalesce(t.scheduled_at, timezone('UTC', now())), t.uniq_key
+                  coalesce(t.scheduled_at, timezone('UTC', now())){key_value}
            FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::jsonb[], $5::text[],
-                       $6::int4[], $7::int4[], $8::timestamp[], $9::text[])
-                WITH ORDINALITY AS t(queue, worker, args, meta, tags, priority, max_attempts, scheduled_at, uniq_key, ord)
+                       $6::int4[], $7::int4[], $8::timestamp[]{key_array})
+                WITH ORDINALITY AS t(queue, worker, args, meta, tags, priority, max_attempts, scheduled_at{key_value_name}, ord)
            ORDER BY t.ord
            {on_conflict}
-           RETURNING j.id, j.state::text AS state, j.inserted_at, j.scheduled_at, j.uniq_key, j.queue
+           RETURNING j.id, j.state::text AS state, j.inserted_at, j.scheduled_at, {key_returned} AS uniq_key, j.queue
          )";
     // Only a batch with unique jobs names the conflict target: ON CONFLICT makes every row a
     // speculative insertion, which costs a conflict check and one more WAL record per row.
@@ -290,7 +331,7 @@ async fn insert_rows(
     // The join with the notifications' count makes PostgreSQL evaluate them (a LEFT JOIN
     // would be removed by the planner, and the notifications with it).
     const NOTIFY: &str = ", notified AS (
-           SELECT pg_notify($10, json_build_object('queue', q.queue)::text)
+           SELECT pg_notify({channel}, json_build_object('queue', q.queue)::text)
            FROM (SELECT DISTINCT queue FROM inserted WHERE state = 'available') q
          )
          SELECT i.id, i.state, i.inserted_at, i.scheduled_at, i.uniq_key
@@ -300,12 +341,36 @@ async fn insert_rows(
     // Four fixed statement texts (with or without unique keys, with or without a notification),
     // so every one stays prepared on the connection.
     static STATEMENTS: std::sync::LazyLock<[String; 4]> = std::sync::LazyLock::new(|| {
-        let insert = |conflict: &str| INSERT.replace("{on_conflict}", conflict);
+        let insert = |unique: bool| {
+            let parts: [(&str, &str); 6] = if unique {
+                [
+                    ("{key_column}", ", uniq_key"),
+                    ("{key_value}", ", t.uniq_key"),
+                    ("{key_array}", ", $9::text[]"),
+                    ("{key_value_name}", ", uniq_key"),
+                    ("{on_conflict}", ON_CONFLICT),
+                    ("{key_returned}", "j.uniq_key"),
+                ]
+            } else {
+                [
+                    ("{key_column}", ""),
+                    ("{key_value}", ""),
+                    ("{key_array}", ""),
+                    ("{key_value_name}", ""),
+                    ("{on_conflict}", ""),
+                    ("{key_returned}", "NULL::text"),
+                ]
+            };
+            parts.iter().fold(INSERT.to_owned(), |sql, (hole, part)| {
+                sql.replace(hole, part)
+            })
+        };
         [
-            format!("{}{QUIET}", insert("")),
-            format!("{}{NOTIFY}", insert("")),
-            format!("{}{QUIET}", insert(ON_CONFLICT)),
-            format!("{}{NOTIFY}", insert(ON_CONFLICT)),
+            // The channel follows the keys when they are bound.
+            format!("{}{QUIET}", insert(false)),
+            format!("{}{}", insert(false), NOTIFY.replace("{channel}", "$9")),
+            format!("{}{QUIET}", insert(true)),
+            format!("{}{}", insert(true), NOTIFY.replace("{channel}", "$10")),
         ]
     });
     let unique = keys.iter().any(Option::is_some);
@@ -318,8 +383,10 @@ async fn insert_rows(
         .bind(tags)
         .bind(priorities)
         .bind(max_attempts)
-        .bind(scheduled)
-        .bind(keys);
+        .bind(scheduled);
+    if unique {
+        query = query.bind(keys);
+    }
     if notify_in_statement {
         query = query.bind(channel_name(prefix, Channel::Insert));
     }

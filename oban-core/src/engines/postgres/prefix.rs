@@ -15,14 +15,15 @@ use std::sync::{LazyLock, RwLock};
 use crate::notifier::Channel;
 use crate::prefix::Prefix;
 
-/// Oban's names in PostgreSQL: tables, the state type, the fetch function.
-const NAMES: [&str; 7] = [
+/// Oban's names in PostgreSQL: tables, the state type, the functions.
+const NAMES: [&str; 8] = [
     "oban_jobs",
     "oban_peers",
     "oban_producers",
     "oban_leaders",
     "oban_job_state",
     "oban_fetch_available",
+    "oban_count_estimate",
     "oban_rust_migrations",
 ];
 

@@ -40,6 +40,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "executing index",
         include_str!("../../../../migrations/postgres/006_executing_index.sql"),
     ),
+    (
+        7,
+        "python oban tables, version comment",
+        include_str!("../../../../migrations/postgres/007_python_oban_tables.sql"),
+    ),
 ];
 
 /// Arbitrary but fixed key of the advisory lock that serialises migrations.

@@ -15,7 +15,7 @@ use super::PostgresEngine;
 use crate::engine::{Notifier, StopSignal};
 use crate::error::Result;
 use crate::job::{Job, JobState};
-use crate::notifier::{Channel, Notice};
+use crate::notifier::{payload, Channel, Notice};
 
 /// After an insert committed on its own through `pool`: tells the queues that received runnable
 /// jobs, throttled by the [`InsertNotifier`] of the pool's database.
@@ -156,9 +156,10 @@ async fn notify_inserted(conn: &mut PgConnection, queues: &[String]) -> Result<(
 #[async_trait]
 impl Notifier for PostgresEngine {
     async fn notify(&self, channel: Channel, payload: Value) -> Result<()> {
+        // Plain JSON when small, else the compressed form every Oban implementation reads.
         sqlx::query("SELECT pg_notify($1, $2)")
             .bind(channel.name())
-            .bind(payload.to_string())
+            .bind(payload::encode(&payload.to_string()))
             .execute(&self.pool)
             .await?;
         Ok(())

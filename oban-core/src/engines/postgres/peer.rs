@@ -10,7 +10,7 @@ use sqlx::Row;
 use super::millis;
 use super::row::utc;
 use super::PostgresEngine;
-use crate::engine::{Peer, ProducerInfo};
+use crate::engine::{mark_producer_meta, Peer, ProducerInfo};
 use crate::error::Result;
 
 #[async_trait]
@@ -97,7 +97,7 @@ pub(super) async fn producer_heartbeat(
     .bind(uuid)
     .bind(node)
     .bind(queue)
-    .bind(meta)
+    .bind(mark_producer_meta(meta))
     .execute(pool)
     .await?;
     Ok(())

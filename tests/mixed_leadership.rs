@@ -61,14 +61,21 @@ fn builder(pool: &PgPool, node: &str) -> oban::Builder {
 /// What must hold at every moment: at most one node believes it leads the Rust nodes, and it
 /// is the holder of the Rust row; none believes it holds the shared row while Elixir does.
 async fn one_rust_leader_at_most(pool: &PgPool, nodes: &[Oban], elixir_holds_shared: bool) {
+    // A node believes it leads only while its row runs, so a believer holds the row at some
+    // moment between the two reads.
+    let before = holder(pool, "Oban.rust").await;
     let believers: Vec<&str> = nodes
         .iter()
         .filter(|n| n.is_leader())
         .map(Oban::node)
         .collect();
+    let after = holder(pool, "Oban.rust").await;
     assert!(believers.len() <= 1, "several Rust leaders: {believers:?}");
     if let Some(leader) = believers.first() {
-        assert_eq!(holder(pool, "Oban.rust").await.as_deref(), Some(*leader));
+        assert!(
+            before.as_deref() == Some(*leader) || after.as_deref() == Some(*leader),
+            "{leader} believes it leads; the row was held by {before:?}, then {after:?}"
+        );
     }
     if elixir_holds_shared {
         assert!(nodes.iter().all(|n| !n.is_shared_leader()));
@@ -226,9 +233,12 @@ async fn staging_and_pruning_wait_for_the_shared_row_and_run_once_it_expires() {
         async || nodes.iter().any(Oban::is_shared_leader),
     )
     .await;
-    let rust_leader = holder(&pool, "Oban.rust").await;
-    assert_eq!(holder(&pool, "Oban").await, rust_leader);
-    assert_eq!(nodes.iter().filter(|n| n.is_shared_leader()).count(), 1);
+    let shared = holder(&pool, "Oban").await;
+    assert!(
+        matches!(shared.as_deref(), Some("a" | "b")),
+        "a Rust node holds the shared row: {shared:?}"
+    );
+    assert!(nodes.iter().filter(|n| n.is_shared_leader()).count() <= 1);
     wait::wait_until(
         "the due job is staged",
         Duration::from_secs(3),

@@ -206,6 +206,10 @@ async fn an_erlang_compressed_pause_pauses_a_rust_queue_and_a_resume_resumes_it(
     })
     .await;
 
+    // Payloads that cannot be decoded first: logged and dropped, the listener goes on.
+    for bad in ["Z:H4sIAAAA", "H4sI!!", "{\"action\":", "Z:"] {
+        elixir_notify(&pool, "public.oban_signal", bad).await;
+    }
     let pause = payload_of("z", r#"{"action":"pause","ident":"any","queue":"default"}"#);
     elixir_notify(&pool, "public.oban_signal", &pause).await;
     wait::wait_until("the queue is paused", Duration::from_secs(5), async || {

@@ -75,6 +75,33 @@
 //! node stops first. Jobs slower than a fetch are never claimed ahead: a slow queue holds no
 //! jobs that another node could start sooner.
 //!
+//! # Beside Elixir and Python Oban
+//!
+//! Rust nodes can share `oban_jobs` with Elixir Oban and Python Oban nodes. What holds then:
+//!
+//! - **Notifications** go both ways. Rust nodes read plain JSON and both compressed forms
+//!   (Elixir Oban 2.22+'s `"Z:"` + base64(gzip), and the base64(gzip) of Elixir 2.15 to 2.21
+//!   and Python Oban), and send plain JSON up to 512 bytes and base64(gzip) above, which every
+//!   one of them reads. Pauses, resumes, scales and job cancels from Elixir nodes or Oban Web
+//!   reach Rust queues; a signal for one node (`"ident": "Oban.<node>"`) reaches only the Rust
+//!   node of that name. A payload that cannot be decoded is logged and dropped.
+//! - **Leadership.** Rust nodes elect one Rust leader among themselves (their own row in
+//!   `oban_peers`, `"Oban.rust"`); there is never more than one. It runs this runtime's cron
+//!   entries, the heartbeat lifeline and the reindexer whichever implementation leads. It also
+//!   contends for Elixir Oban's row `"Oban"`, and stages and prunes only while it holds it, so
+//!   between Rust and Elixir nodes each of those runs on one node per interval. Python Oban
+//!   elects in its own `oban_leaders` table: its leader stages, prunes and rescues beside
+//!   ours (harmless for staging and pruning).
+//! - **Rescue.** Rust's heartbeat lifeline rescues only jobs of Rust producers; a job executing
+//!   on an Elixir or Python node is never touched, however long it runs. Their lifelines are
+//!   time-based instead: Python Oban's always runs and makes any job executing for more than
+//!   its `rescue_after` (default 5 minutes) available again, Elixir Oban's `Lifeline` plugin,
+//!   when configured, after its `rescue_after` (default 60 minutes). A Rust job running longer
+//!   than that is rescued while it still runs and may run twice: keep such jobs' timeouts
+//!   below those ages, or raise the ages.
+//!
+//! The details are in the docs of `oban_core`'s `maintenance/leader.rs`.
+//!
 //! # Testing
 //!
 //! [`testing`] has the helpers, and the way we recommend to test:

@@ -79,6 +79,7 @@ conformance!(
     acks::acks_record_every_outcome_and_ignore_stale_attempts,
     maintenance::staging_makes_due_jobs_available_within_the_limit,
     maintenance::rescue_returns_orphaned_jobs_and_forgets_dead_producers,
+    maintenance::rescue_leaves_jobs_of_other_implementations_alone,
     maintenance::prune_deletes_old_finished_jobs_in_batches,
     filters::list_retry_cancel_and_delete_by_filter,
     unique::unique_conflict_returns_the_existing_job,

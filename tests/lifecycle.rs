@@ -567,11 +567,13 @@ async fn shutdown_hands_back_a_job_that_outlives_the_grace_period() {
 #[tokio::test]
 async fn lifeline_rescues_jobs_of_a_node_that_stopped_heartbeating() {
     let pool = common::test_pool().await;
-    // A dead node's producer (heartbeat long ago) left two jobs executing; a live producer holds a third.
+    // A dead Rust node's producer (heartbeat long ago) left two jobs executing; a live producer
+    // holds a third. Rust heartbeats mark their rows (`"runtime": "rust"`): the lifeline judges
+    // only those.
     sqlx::query(
-        "INSERT INTO oban_producers (uuid, node, queue, updated_at) VALUES
-           ('00000000-0000-0000-0000-000000000001', 'dead', 'other', timezone('UTC', now()) - interval '10 minutes'),
-           ('00000000-0000-0000-0000-000000000002', 'alive', 'other', timezone('UTC', now()) + interval '1 hour')",
+        "INSERT INTO oban_producers (uuid, node, queue, meta, updated_at) VALUES
+           ('00000000-0000-0000-0000-000000000001', 'dead', 'other', '{\"runtime\": \"rust\"}', timezone('UTC', now()) - interval '10 minutes'),
+           ('00000000-0000-0000-0000-000000000002', 'alive', 'other', '{\"runtime\": \"rust\"}', timezone('UTC', now()) + interval '1 hour')",
     )
     .execute(&pool)
     .await

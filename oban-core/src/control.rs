@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 
 use crate::engine::ProducerInfo;
 use crate::error::{Error, Result};
+use crate::maintenance::leader::Leadership;
 use crate::node::{Oban, Shared};
 use crate::notifier::{Channel, Command, Notice, Signal};
 use crate::queue::producer::Control;
@@ -204,7 +205,10 @@ pub(crate) async fn dispatch(shared: Weak<Shared>, mut notices: mpsc::UnboundedR
         match notice {
             Notice::Insert { queue } => shared.wake(&queue),
             Notice::Signal(signal) => shared.apply(&signal),
-            Notice::LeaderDown => shared.leadership.elect_now.notify_one(),
+            Notice::LeaderDown { name } if Leadership::is_ours(&name) => {
+                shared.leadership.elect_now.notify_one();
+            }
+            Notice::LeaderDown { .. } => {}
             Notice::Reconnected => shared.wake_all(),
         }
     }

@@ -247,9 +247,19 @@ impl Oban {
         Arc::clone(&self.inner.shared.state)
     }
 
-    /// Whether this node currently leads (runs staging, pruning, rescue, cron).
+    /// Whether this node currently leads the Rust nodes on its database: it runs the cron
+    /// entries, the heartbeat lifeline and the reindexer. At most one Rust node leads at a time.
+    /// Staging and pruning also need [`is_shared_leader`](Self::is_shared_leader).
     pub fn is_leader(&self) -> bool {
         self.inner.shared.leadership.is_leader()
+    }
+
+    /// Whether this node leads the Rust nodes and also holds the leadership row it shares with
+    /// Elixir Oban nodes (`"Oban"` in `oban_peers`): it stages scheduled and retryable jobs and
+    /// prunes finished ones. Among Rust nodes alone the leader always holds it; while an Elixir
+    /// node holds it, that node stages and prunes instead.
+    pub fn is_shared_leader(&self) -> bool {
+        self.inner.shared.leadership.leads_shared()
     }
 
     /// Whether LISTEN/NOTIFY works for this node; without it, queues poll.

@@ -5,6 +5,9 @@
 //! "pkill", ..}`, `public.oban_leader` with `{"down": name}`), so a pause sent from Oban Web or
 //! an Elixir node reaches Rust nodes too. A node in another schema prefix uses that prefix in
 //! place of `public` (`tenant_a.oban_signal`, as Elixir Oban does; see [`crate::Prefix`]).
+//! Payloads travel as plain JSON or compressed, in the forms of [`payload`].
+
+pub mod payload;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -62,7 +65,8 @@ pub struct Signal {
     pub command: Command,
     /// The queue it concerns (all but `pkill`); absent or `"*"` for every queue.
     pub queue: Option<String>,
-    /// The node it is for: `"Oban.<node>"`, or absent / `"any"` for every node.
+    /// The node it is for: `"Oban.<node>"` (Elixir Oban's `"#{inspect(name)}.#{node}"` for
+    /// the instance named `Oban`), or absent / `"any"` for every node.
     pub ident: Option<String>,
 }
 
@@ -102,11 +106,16 @@ impl Command {
 }
 
 impl Signal {
-    /// Whether a node named `node` should act on this signal.
+    /// Whether a node named `node` should act on this signal: Elixir Oban's `in_scope?`, for
+    /// which a signal with no `ident` or `"any"` is for every node, and any other `ident` only
+    /// for the node whose `"Oban.<node>"` it equals exactly (an ident of another instance name,
+    /// such as `"MyApp.Oban.web-1"`, or a bare node name, is for no node here).
     pub fn is_for(&self, node: &str) -> bool {
         match self.ident.as_deref() {
             None | Some("any") => true,
-            Some(ident) => ident.strip_prefix("Oban.").unwrap_or(ident) == node,
+            Some(ident) => ident
+                .strip_prefix("Oban.")
+                .is_some_and(|ident_node| ident_node == node),
         }
     }
 }
@@ -171,23 +180,63 @@ pub enum Notice {
     },
     /// A control message.
     Signal(Signal),
-    /// The leader stopped; elect a new one now.
-    LeaderDown,
+    /// The holder of the leadership row `name` in `oban_peers` resigned; elect now.
+    LeaderDown {
+        /// The row's name: `"Oban"` (shared with Elixir Oban) or this runtime's own row.
+        name: String,
+    },
     /// The listening connection was lost and re-established: notices may have been missed.
     Reconnected,
 }
 
 impl Notice {
-    /// Decodes a payload received on `channel`; `None` for payloads this node does not use.
+    /// Decodes a payload received on `channel`, in any of the forms of [`payload`]; `None` for
+    /// payloads this node does not use. A payload that cannot be read (malformed compression,
+    /// not JSON) is logged at `warn` with its channel and its first characters, one that is
+    /// JSON of a shape this node does not use at `debug`; either is dropped.
     pub fn decode(channel: Channel, payload: &str) -> Option<Self> {
-        let value: Value = serde_json::from_str(payload).ok()?;
-        match channel {
-            Channel::Insert => Some(Notice::Insert {
-                queue: value.get("queue")?.as_str()?.to_owned(),
-            }),
+        let value: Value = match payload::decode(payload)
+            .map_err(|error| error.to_string())
+            .and_then(|json| serde_json::from_str(&json).map_err(|error| error.to_string()))
+        {
+            Ok(value) => value,
+            Err(error) => {
+                tracing::warn!(
+                    channel = channel.name(),
+                    payload = payload::prefix(payload),
+                    %error,
+                    "dropped a notification that could not be decoded"
+                );
+                return None;
+            }
+        };
+        let notice = match channel {
+            Channel::Insert => {
+                value
+                    .get("queue")
+                    .and_then(Value::as_str)
+                    .map(|queue| Notice::Insert {
+                        queue: queue.to_owned(),
+                    })
+            }
             Channel::Signal => serde_json::from_value(value).ok().map(Notice::Signal),
-            Channel::Leader => value.get("down").map(|_| Notice::LeaderDown),
+            Channel::Leader => {
+                value
+                    .get("down")
+                    .and_then(Value::as_str)
+                    .map(|name| Notice::LeaderDown {
+                        name: name.to_owned(),
+                    })
+            }
+        };
+        if notice.is_none() {
+            tracing::debug!(
+                channel = channel.name(),
+                payload = payload::prefix(payload),
+                "ignored a notification of a shape this node does not use"
+            );
         }
+        notice
     }
 }
 
@@ -214,9 +263,32 @@ mod tests {
         assert!(!signal.is_for("web-2"));
         assert_eq!(
             Notice::decode(Channel::Leader, r#"{"down":"Oban"}"#),
-            Some(Notice::LeaderDown)
+            Some(Notice::LeaderDown {
+                name: "Oban".into()
+            })
         );
         assert_eq!(Notice::decode(Channel::Insert, "not json"), None);
+        assert_eq!(Notice::decode(Channel::Insert, "Z:%%%"), None);
+        assert_eq!(Notice::decode(Channel::Signal, "H4sIAAAA"), None);
+    }
+
+    #[test]
+    fn idents_scope_signals_as_elixir_does() {
+        let to = |ident: Option<&str>| Signal {
+            command: Command::Pause,
+            queue: None,
+            ident: ident.map(str::to_owned),
+        };
+        assert!(to(None).is_for("web-1"));
+        assert!(to(Some("any")).is_for("web-1"));
+        assert!(to(Some("Oban.web-1")).is_for("web-1"));
+        assert!(!to(Some("Oban.web-2")).is_for("web-1"));
+        // Another instance name, and a bare node name, match no node here (Elixir compares the
+        // whole `"#{inspect(name)}.#{node}"`).
+        assert!(!to(Some("MyApp.Oban.web-1")).is_for("web-1"));
+        assert!(!to(Some("web-1")).is_for("web-1"));
+        // A node whose own name contains dots.
+        assert!(to(Some("Oban.web@host.local")).is_for("web@host.local"));
     }
 
     #[test]

@@ -116,7 +116,9 @@ pub(crate) async fn notify_reaches_every_listener_on_the_database(kind: Kind) {
     for rx in &mut sinks {
         assert_eq!(
             wait::recv(rx, "the leader-down notice", NOTICE_LIMIT).await,
-            Notice::LeaderDown
+            Notice::LeaderDown {
+                name: "Oban".into()
+            }
         );
     }
     // An insert of runnable jobs notifies their queues, once each.
@@ -203,7 +205,8 @@ pub(crate) async fn producer_heartbeats_are_listed_and_deleted(kind: Kind) {
     let beat = db.engine.producer_list(Some("mailers")).await.unwrap();
     assert_eq!(
         beat[0].meta,
-        json!({"limit": 9, "paused": true, "running": 2})
+        json!({"limit": 9, "paused": true, "running": 2, "runtime": "rust"}),
+        "the heartbeat's meta, marked as this runtime's"
     );
     assert_eq!(
         beat[0].started_at, first[0].started_at,

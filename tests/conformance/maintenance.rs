@@ -195,3 +195,107 @@ pub(crate) async fn prune_deletes_old_finished_jobs_in_batches(kind: Kind) {
     left.sort_unstable();
     assert_eq!(left, [waiting.id, running.id, recent.id]);
 }
+
+/// Regression (issue 16): the heartbeat lifeline rescued jobs of other Oban implementations: an
+/// Elixir Oban job (`attempted_by` is `[node]`) once it had run past the unknown-producer age,
+/// and a live Python Oban producer's job once its row was older than the rescue age (Python
+/// refreshes its rows every 15 s, whatever our age). It rescues Rust producers' jobs only, and
+/// forgets only Rust producers' rows.
+pub(crate) async fn rescue_leaves_jobs_of_other_implementations_alone(kind: Kind) {
+    let db = Db::new(kind).await;
+    let (python, python_idle, rust_dead, gone) = (
+        uuid::Uuid::new_v4(),
+        uuid::Uuid::new_v4(),
+        uuid::Uuid::new_v4(),
+        uuid::Uuid::new_v4(),
+    );
+    for uuid in [python, python_idle, rust_dead] {
+        db.engine
+            .producer_heartbeat(uuid, "node", "q", json!({"paused": false}))
+            .await
+            .unwrap();
+    }
+    // Python's rows: written by Python Oban, without this runtime's mark.
+    let unmark = "UPDATE oban_producers SET meta = meta - 'runtime' WHERE uuid = ANY($1)";
+    let unmark_sqlite =
+        "UPDATE oban_producers SET meta = json_remove(meta, '$.runtime') WHERE uuid IN (?1, ?2)";
+    if let Some(pool) = db.pg_pool() {
+        // In the harness's prefix when it has one: the table is found through the search path.
+        let mut tx = pool.begin().await.unwrap();
+        sqlx::query("SELECT set_config('search_path', $1, true)")
+            .bind(db.prefix().name())
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        sqlx::query(unmark)
+            .bind([python, python_idle])
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    } else if let Some(pool) = db.sqlite_pool() {
+        sqlx::query(unmark_sqlite)
+            .bind(python.to_string())
+            .bind(python_idle.to_string())
+            .execute(pool)
+            .await
+            .unwrap();
+    }
+    let mut held = Vec::new();
+    for (queue, by) in [
+        ("elixir", vec!["elixir@web-1".to_owned()]),
+        ("python", vec!["py-1".to_owned(), python.to_string()]),
+        ("rust", attempted_by(&rust_dead.to_string())),
+        ("gone", attempted_by(&gone.to_string())),
+    ] {
+        db.insert(NewJob::new("W", json!({})).queue(queue)).await;
+        let jobs = db
+            .engine
+            .job_fetch_available(queue, 1, &by, None)
+            .await
+            .unwrap();
+        held.push(jobs[0].clone());
+    }
+    // Not synchronisation: every row and every attempt ages past the 200 ms thresholds, and
+    // past three times the rescue age (600 ms), after which dead producers are forgotten.
+    tokio::time::sleep(ms(700)).await;
+    let rescued = db
+        .engine
+        .job_rescue_orphaned(ms(200), ms(200))
+        .await
+        .unwrap();
+    assert_eq!(
+        rescued, 2,
+        "the dead Rust producer's job and the unknown producer's"
+    );
+    assert_eq!(
+        db.job(held[0].id).await.state,
+        JobState::Executing,
+        "Elixir's"
+    );
+    assert_eq!(
+        db.job(held[1].id).await.state,
+        JobState::Executing,
+        "Python's"
+    );
+    assert_eq!(db.job(held[2].id).await.state, JobState::Available);
+    assert_eq!(db.job(held[3].id).await.state, JobState::Available);
+    // A second pass forgets the dead Rust producer, now with nothing executing; Python's rows
+    // are Python's to forget.
+    db.engine
+        .job_rescue_orphaned(ms(200), ms(200))
+        .await
+        .unwrap();
+    let mut producers: Vec<uuid::Uuid> = db
+        .engine
+        .producer_list(None)
+        .await
+        .unwrap()
+        .iter()
+        .map(|p| p.uuid)
+        .collect();
+    producers.sort();
+    let mut expected = vec![python, python_idle];
+    expected.sort();
+    assert_eq!(producers, expected);
+}

@@ -48,12 +48,12 @@ use crate::filter::JobFilter;
 use crate::job::Job;
 use crate::new_job::NewJob;
 
-pub use crate::notifier::{Channel, Command, Notice, Signal};
+pub use crate::notifier::{payload, Channel, Command, Notice, Signal};
 pub use ack::{is_data_error, Ack};
 pub use cursor::FetchCursor;
 pub use notifier::{Notifier, StopSignal};
 pub use peer::Peer;
-pub use producer::ProducerInfo;
+pub use producer::{mark_producer_meta, ProducerInfo, PRODUCER_RUNTIME, PRODUCER_RUNTIME_KEY};
 
 /// The operations a database must offer to store and run Oban jobs.
 #[async_trait]
@@ -97,11 +97,16 @@ pub trait Engine: Notifier + Peer + Send + Sync + 'static {
     async fn job_stage_due(&self, limit: u32) -> Result<Vec<String>>;
 
     /// Makes `executing` jobs runnable again (or discards them when out of attempts) when the
-    /// producer that fetched them has not heartbeated for `stale_after`; when that producer lives
+    /// producer of this runtime that fetched them (its row marked with
+    /// [`PRODUCER_RUNTIME_KEY`]) has not heartbeated for `stale_after`; when that producer lives
     /// but its last snapshot (`held_at` later than the job's `attempted_at`) does not list the
     /// job in `held` (a claim whose rows never reached it; see [`Engine::producer_heartbeat`]);
-    /// or, for jobs fetched by a producer this table never knew (another Oban implementation),
-    /// when they started more than `unknown_after` ago. Returns how many were rescued.
+    /// or, for jobs whose `attempted_by` names a producer (`[node, uuid]`) that has no row at
+    /// all, when they started more than `unknown_after` ago. Jobs of Elixir Oban without Pro
+    /// (`attempted_by` is `[node]`) and of producers whose rows another implementation writes
+    /// (Python Oban, Elixir Oban Pro) are left to that implementation's lifeline. Producers of
+    /// this runtime silent for three times `stale_after` with no job left executing are
+    /// forgotten. Returns how many jobs were rescued.
     async fn job_rescue_orphaned(
         &self,
         stale_after: Duration,
@@ -132,7 +137,8 @@ pub trait Engine: Notifier + Peer + Send + Sync + 'static {
     /// The live producers, optionally of one queue.
     async fn producer_list(&self, queue: Option<&str>) -> Result<Vec<ProducerInfo>>;
 
-    /// Records that a producer is alive (upsert of its heartbeat).
+    /// Records that a producer is alive (upsert of its heartbeat), its `meta` marked with
+    /// [`mark_producer_meta`].
     ///
     /// When `meta` has a `held` array (the ids the producer holds, taken while no fetch of its
     /// was in flight), the engine adds `held_at`: the time of this write on the clock that stamps

@@ -1,4 +1,6 @@
-//! The cron service: inserts periodic jobs once a minute while this node leads.
+//! The cron service: inserts periodic jobs once a minute while this node leads the Rust nodes
+//! (whoever holds the leadership shared with Elixir Oban: no other implementation runs these
+//! entries).
 
 use std::sync::Arc;
 

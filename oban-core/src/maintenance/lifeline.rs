@@ -7,6 +7,17 @@
 //! did not decode) and is rescued too. Jobs a live producer holds are never touched, however
 //! long they run.
 //!
+//! It judges only this runtime's producers: rows in `oban_producers` that Rust heartbeats
+//! write (marked, see [`PRODUCER_RUNTIME_KEY`](crate::engine::PRODUCER_RUNTIME_KEY)), and jobs
+//! whose `attempted_by` names a producer that has no row at all, after `unknown_after`. Jobs
+//! executing on Elixir Oban nodes (`attempted_by` is `[node]` without Pro; Pro's producers have
+//! rows) and on Python Oban nodes (rows of their own) are never rescued here, however long
+//! they run: their own lifelines do that. The reverse does not hold: those lifelines are
+//! time-based and rescue long Rust jobs (see [`leader`](crate::maintenance::leader)).
+//!
+//! The lifeline runs on the Rust leader whichever implementation holds the leadership shared
+//! with Elixir Oban.
+//!
 //! Every 5 s by default, the same pace as heartbeats, so a lost claim comes back within about
 //! 10 s; the pass reads executing jobs only, through an index, and the producers' rows.
 

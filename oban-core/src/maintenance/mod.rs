@@ -1,5 +1,6 @@
-//! Maintenance services: small loops that keep the job table healthy. Only the leader runs
-//! them (see [`leader`]).
+//! Maintenance services: small loops that keep the job table healthy. Only the Rust leader runs
+//! them, staging and pruning only while it also holds the leadership shared with Elixir Oban
+//! (see [`leader`]).
 //!
 //! Each service has a config with defaults and a `run_once` that returns what it did, so tests
 //! can drive it step by step.

@@ -29,7 +29,8 @@ pub(crate) async fn run_once(engine: &dyn Engine, config: &PrunerConfig) -> Resu
     }
 }
 
-/// Prunes every `interval` while this node leads, until the node stops (a pass in flight then
+/// Prunes every `interval` while this node leads Rust nodes and holds the leadership row shared
+/// with Elixir Oban (see [`leader`](crate::maintenance::leader)), until the node stops (a pass in flight then
 /// is dropped).
 pub(crate) async fn run(
     engine: Arc<dyn Engine>,
@@ -42,7 +43,7 @@ pub(crate) async fn run(
             () = tokio::time::sleep(config.interval) => {}
             _ = stop.changed() => return,
         }
-        if !leadership.is_leader() {
+        if !leadership.leads_shared() {
             continue;
         }
         let Some(pruned) = until_stopped(&mut stop, run_once(&*engine, &config)).await else {

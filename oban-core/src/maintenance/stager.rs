@@ -21,7 +21,8 @@ pub(crate) async fn run_once(engine: &dyn Engine, config: &StagerConfig) -> Resu
     engine.job_stage_due(config.limit).await
 }
 
-/// Stages every `interval` while this node leads, then calls `staged` with the queues that
+/// Stages every `interval` while this node leads Rust nodes and holds the leadership row shared
+/// with Elixir Oban (see [`leader`](crate::maintenance::leader)), then calls `staged` with the queues that
 /// received jobs; until the node stops (a pass in flight then is dropped).
 pub(crate) async fn run(
     engine: Arc<dyn Engine>,
@@ -37,7 +38,7 @@ pub(crate) async fn run(
             _ = tick.tick() => {}
             _ = stop.changed() => return,
         }
-        if !leadership.is_leader() {
+        if !leadership.leads_shared() {
             continue;
         }
         let Some(staged_now) = until_stopped(&mut stop, run_once(&*engine, &config)).await else {

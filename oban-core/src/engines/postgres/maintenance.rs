@@ -40,11 +40,15 @@ pub(super) async fn rescue_orphaned(
     stale_after: Duration,
     unknown_after: Duration,
 ) -> Result<u64> {
-    // Three rules: the producer stopped heartbeating; the producer lives, but its last snapshot
-    // (`held`, `held_at`: see `queue/held.rs`) came after the claim and does not hold the job;
-    // the producer is unknown (another Oban implementation). The scan reads executing jobs
-    // only, through their partial index (migration 006), and each snapshot once: a hash
-    // anti-join, linear in executing jobs plus held ids, whatever the size of the table.
+    // Three rules: a producer of this runtime stopped heartbeating; a producer of this runtime
+    // lives, but its last snapshot (`held`, `held_at`: see `queue/held.rs`) came after the
+    // claim and does not hold the job; the job's `attempted_by` names a producer (two entries)
+    // that has no row at all. Jobs of Elixir Oban without Pro (`attempted_by` is `[node]`) and
+    // of producers with rows of another implementation (Python Oban, Elixir Oban Pro: their
+    // heartbeats keep their own pace) are never rescued here: their own lifelines do it. The
+    // scan reads executing jobs only, through their partial index (migration 006), and each
+    // snapshot once: a hash anti-join, linear in executing jobs plus held ids, whatever the
+    // size of the table.
     const RESCUE: &str = concat!(
         "WITH held AS (
            SELECT p.uuid, h.id::bigint AS id
@@ -54,11 +58,13 @@ pub(super) async fn rescue_orphaned(
            SELECT j.id FROM oban_jobs j
            LEFT JOIN oban_producers p ON p.uuid::text = j.attempted_by[2]
            WHERE j.state = 'executing'
-             AND ((p.uuid IS NOT NULL AND p.updated_at < timezone('UTC', now()) - $1 * interval '1 millisecond')
+             AND ((p.uuid IS NOT NULL AND (p.meta->>'runtime' = 'rust' OR p.meta ? 'held')
+                   AND p.updated_at < timezone('UTC', now()) - $1 * interval '1 millisecond')
                OR (p.uuid IS NOT NULL AND jsonb_typeof(p.meta->'held_at') = 'string'
                    AND j.attempted_at < (p.meta->>'held_at')::timestamp
                    AND NOT EXISTS (SELECT 1 FROM held h WHERE h.uuid = p.uuid AND h.id = j.id))
-               OR (p.uuid IS NULL AND j.attempted_at < timezone('UTC', now()) - $2 * interval '1 millisecond'))
+               OR (p.uuid IS NULL AND cardinality(j.attempted_by) >= 2
+                   AND j.attempted_at < timezone('UTC', now()) - $2 * interval '1 millisecond'))
            FOR UPDATE OF j SKIP LOCKED
          )
          UPDATE oban_jobs j SET
@@ -76,9 +82,11 @@ pub(super) async fn rescue_orphaned(
         .bind(millis(unknown_after))
         .execute(pool)
         .await?;
-    // Producers silent for three times the threshold, with nothing left to rescue, are gone.
+    // Producers of this runtime silent for three times the threshold, with nothing left to
+    // rescue, are gone.
     const FORGET: &str = "DELETE FROM oban_producers p
          WHERE p.updated_at < timezone('UTC', now()) - 3 * $1 * interval '1 millisecond'
+           AND (p.meta->>'runtime' = 'rust' OR p.meta ? 'held')
            AND NOT EXISTS (SELECT 1 FROM oban_jobs j WHERE j.state = 'executing' AND j.attempted_by[2] = p.uuid::text)";
     sqlx::query(qualify(prefix, FORGET))
         .bind(millis(stale_after))

@@ -16,7 +16,7 @@ use super::PostgresEngine;
 use crate::engine::{Notifier, StopSignal};
 use crate::error::Result;
 use crate::job::{Job, JobState};
-use crate::notifier::{Channel, Notice};
+use crate::notifier::{payload, Channel, Notice};
 use crate::prefix::Prefix;
 
 /// After an insert committed on its own through `pool` into `prefix`: tells the queues that
@@ -175,9 +175,10 @@ async fn notify_inserted(conn: &mut PgConnection, prefix: Prefix, queues: &[Stri
 #[async_trait]
 impl Notifier for PostgresEngine {
     async fn notify(&self, channel: Channel, payload: Value) -> Result<()> {
+        // Plain JSON when small, else the compressed form every Oban implementation reads.
         sqlx::query("SELECT pg_notify($1, $2)")
             .bind(channel_name(self.prefix, channel))
-            .bind(payload.to_string())
+            .bind(payload::encode(&payload.to_string()))
             .execute(&self.pool)
             .await?;
         Ok(())

@@ -11,7 +11,7 @@ use super::millis;
 use super::prefix::qualify;
 use super::row::utc;
 use super::PostgresEngine;
-use crate::engine::{Peer, ProducerInfo};
+use crate::engine::{mark_producer_meta, Peer, ProducerInfo};
 use crate::error::Result;
 use crate::prefix::Prefix;
 
@@ -102,7 +102,7 @@ pub(super) async fn producer_heartbeat(
         .bind(uuid)
         .bind(node)
         .bind(queue)
-        .bind(meta)
+        .bind(mark_producer_meta(meta))
         .execute(pool)
         .await?;
     Ok(())

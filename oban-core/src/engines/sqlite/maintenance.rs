@@ -39,8 +39,9 @@ pub(super) async fn rescue_orphaned(
     stale_after: Duration,
     unknown_after: Duration,
 ) -> Result<u64> {
-    // The rules of the PostgreSQL engine: a silent producer, a live producer whose last snapshot
-    // came after the claim and does not hold the job (`queue/held.rs`), an unknown producer.
+    // The rules of the PostgreSQL engine: a silent producer of this runtime, a live producer
+    // whose last snapshot came after the claim and does not hold the job (`queue/held.rs`), a
+    // producer named in `attempted_by` that has no row.
     // Executing jobs are found through the state index; each is looked up in its producer's
     // snapshot, at most `limit` running plus `limit` claimed-ahead ids.
     let _write = engine.hub.write.lock().await;
@@ -60,11 +61,14 @@ pub(super) async fn rescue_orphaned(
            SELECT o.id FROM oban_jobs AS o
            LEFT JOIN oban_producers AS p ON p.uuid = o.attempted_by->>1
            WHERE o.state = 'executing'
-             AND ((p.uuid IS NOT NULL AND p.updated_at < ?2)
+             AND ((p.uuid IS NOT NULL
+                   AND (p.meta->>'runtime' = 'rust' OR json_type(p.meta, '$.held') IS NOT NULL)
+                   AND p.updated_at < ?2)
                OR (p.uuid IS NOT NULL AND json_type(p.meta, '$.held_at') = 'text'
                    AND o.attempted_at < p.meta->>'held_at'
                    AND NOT EXISTS (SELECT 1 FROM json_each(p.meta, '$.held') AS h WHERE h.value = o.id))
-               OR (p.uuid IS NULL AND o.attempted_at < ?3)))"
+               OR (p.uuid IS NULL AND json_array_length(o.attempted_by) >= 2
+                   AND o.attempted_at < ?3)))"
     ))
     .bind(ts(now))
     .bind(ts(minus(now, stale_after)))
@@ -75,6 +79,7 @@ pub(super) async fn rescue_orphaned(
     sqlx::query(
         "DELETE FROM oban_producers
          WHERE updated_at < ?1
+           AND (meta->>'runtime' = 'rust' OR json_type(meta, '$.held') IS NOT NULL)
            AND NOT EXISTS (SELECT 1 FROM oban_jobs AS j
                            WHERE j.state = 'executing' AND j.attempted_by->>1 = oban_producers.uuid)",
     )

@@ -9,7 +9,7 @@ use sqlx::Row;
 
 use super::row::{self, now, parse_ts, plus, ts, utc};
 use super::SqliteEngine;
-use crate::engine::{Peer, ProducerInfo};
+use crate::engine::{mark_producer_meta, Peer, ProducerInfo};
 use crate::error::{Error, Result};
 
 #[async_trait]
@@ -101,7 +101,7 @@ pub(super) async fn producer_heartbeat(
     .bind(uuid.to_string())
     .bind(node)
     .bind(queue)
-    .bind(meta.to_string())
+    .bind(mark_producer_meta(meta).to_string())
     .bind(ts(now()))
     .execute(&engine.pool)
     .await?;

@@ -68,6 +68,13 @@
 //! Nodes share queues through the database: run the same queue on several nodes to scale it,
 //! and watch `Oban::check_queue` for each node's limit, pause state and running jobs.
 //!
+//! A node needs the `State<T>` of the workers of the queues it runs, and only those: a web
+//! server that only inserts starts with no state at all. During a rolling deploy, a node of the
+//! old release that claims a job of a worker only the new release has defers it without
+//! spending an attempt (scheduled again within a minute, counted in `meta.worker_deferrals`,
+//! with an error entry naming the node), so the job waits for a node that knows its worker;
+//! after about an hour of deferrals it fails as usual. See [`deferral`].
+//!
 //! A queue whose jobs finish faster than a fetch round trip (a millisecond or two) claims a few
 //! jobs ahead of its free slots, up to its limit again, so the next fetch runs while jobs do.
 //! Such a job is `executing` in the database from its claim, waits in memory about one round

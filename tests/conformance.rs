@@ -22,6 +22,8 @@ mod acks;
 mod coordination;
 #[path = "conformance/cron.rs"]
 mod cron;
+#[path = "conformance/deploy.rs"]
+mod deploy;
 #[path = "conformance/engine_choice.rs"]
 mod engine_choice;
 #[path = "conformance/fetch.rs"]
@@ -99,4 +101,7 @@ conformance!(
     nodes::node_hands_back_unfinished_jobs_at_shutdown,
     nodes::node_leadership_moves_when_the_leader_stops,
     nodes::node_runs_a_thousand_jobs_exactly_once,
+    deploy::insert_only_node_needs_no_worker_state,
+    deploy::rolling_deploy_defers_unknown_workers_without_spending_attempts,
+    deploy::unknown_workers_fail_as_usual_after_the_last_deferral,
 );

@@ -131,7 +131,8 @@ async fn bad_inputs_end_in_a_clear_error_or_a_defined_state(kind: Kind) {
     );
     queue_still_works(&db, &oban, "default", "NUL").await;
 
-    // An unknown worker is retried (another node may know it), with an error that says so.
+    // An unknown worker is deferred without spending an attempt (another node may know it),
+    // with an error that says so.
     let unknown = oban
         .insert(NewJob::new("Nobody.Knows", json!({})))
         .await
@@ -139,8 +140,8 @@ async fn bad_inputs_end_in_a_clear_error_or_a_defined_state(kind: Kind) {
     finished(
         &db,
         &unknown,
-        JobState::Retryable,
-        "is not registered",
+        JobState::Scheduled,
+        "is not known to node",
         "unknown worker",
     )
     .await;

@@ -332,18 +332,20 @@ async fn malformed_args_discard_with_worker_and_serde_message() {
 }
 
 #[tokio::test]
-async fn unknown_worker_is_recorded_and_retried() {
+async fn unknown_worker_is_deferred_without_spending_an_attempt() {
     let pool = common::test_pool().await;
     let oban = node(&pool, 5).await;
     let job = NewJob::new("Elsewhere.Worker", json!({}))
         .insert(&oban)
         .await
         .unwrap();
-    let job = wait::wait_for_state(&pool, job.id, "retryable").await;
+    let job = wait::wait_for_state(&pool, job.id, "scheduled").await;
+    assert_eq!(job.attempt, 0, "the attempt was given back");
+    assert_eq!(job.meta[oban::deferral::META_KEY], 1);
     assert!(
         job.errors[0]
             .error
-            .contains("`Elsewhere.Worker` is not registered on node"),
+            .contains("worker `Elsewhere.Worker` is not known to node"),
         "{:?}",
         job.errors
     );
@@ -749,16 +751,19 @@ async fn start_fails_when_a_workers_state_is_missing() {
     let err = Oban::builder()
         .pool(pool.clone())
         .register::<NeedsMailer>()
+        .queue("default", 1)
         .start()
         .await
         .unwrap_err();
     let message = err.to_string();
     assert!(message.contains("Test.NeedsMailer"), "{message}");
+    assert!(message.contains("queue `default`"), "{message}");
     assert!(message.contains("Mailer"), "{message}");
     assert!(message.contains(".state("), "{message}");
     let ok = Oban::builder()
         .pool(pool)
         .register::<NeedsMailer>()
+        .queue("default", 1)
         .state(Mailer)
         .start()
         .await

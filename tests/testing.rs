@@ -436,3 +436,42 @@ async fn inline_mode_runs_each_job_at_insert_without_a_database() {
     assert_eq!(retryable.id, failed.id);
     oban.shutdown(Duration::from_secs(1)).await;
 }
+
+#[tokio::test]
+async fn manual_mode_needs_no_state_and_drain_names_the_missing_state() {
+    let pool = common::test_pool().await;
+    // A web server's test: it only inserts, so it gives no worker state.
+    let oban = Oban::builder()
+        .pool(pool.clone())
+        .register::<Greet>()
+        .testing(Testing::Manual)
+        .start()
+        .await
+        .expect("manual mode needs no state to start");
+    let job = JobBuilder::new(greet("ok")).insert(&oban).await.unwrap();
+    testing::assert_enqueued(&oban, Enqueued::worker::<Greet>()).await;
+    // Draining runs the worker, which needs `State<Greeting>`: a clear error, not a panic.
+    let err = testing::drain_queue(&oban, Drain::queue("greetings").with_safety(false))
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("State<") && message.contains("Greeting>`"),
+        "{message}"
+    );
+    assert_eq!(err.job_id, job.id);
+    let stored = common::fetch_job(&pool, job.id).await;
+    assert_eq!((stored.state, stored.attempt), (JobState::Scheduled, 0));
+    oban.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn inline_mode_still_needs_every_workers_state() {
+    let err = Oban::builder()
+        .register::<Greet>()
+        .testing(Testing::Inline)
+        .start()
+        .await
+        .expect_err("inline mode runs every job at insert");
+    assert!(err.to_string().contains("Greeting"), "{err}");
+}

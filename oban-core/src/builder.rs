@@ -176,7 +176,10 @@ impl Builder {
         self
     }
 
-    /// Registers a value that workers receive as `State<T>`.
+    /// Registers a value that workers receive as `State<T>`. `start` requires the state of the
+    /// workers whose queue (`#[worker(queue = ..)]`) this node runs; a job of a worker whose
+    /// state is missing here (inserted into another queue than its own) is deferred to another
+    /// node, see [`crate::deferral`].
     pub fn state<T: Send + Sync + 'static>(mut self, value: T) -> Self {
         self.state.insert(value);
         self
@@ -308,10 +311,12 @@ impl Builder {
     /// Connects, applies the schema, checks the configuration and starts the queues.
     ///
     /// # Errors
-    /// A database that cannot be reached, two workers with one stored name, a worker whose
-    /// `State<T>` was not registered, a queue declared twice or with limit 0, a bad cron
-    /// expression or time zone, a prefix that is not a plain identifier (or any prefix but
-    /// `public` on SQLite), an interval of zero or of more than a year, a heartbeat longer
+    /// A database that cannot be reached, two workers with one stored name, a worker of a queue
+    /// this node runs whose `State<T>` was not registered (a node needs only the state of the
+    /// workers of its own queues: one with no queues, which only inserts, needs none), a queue
+    /// declared twice or with limit 0, a bad cron expression or time zone, a prefix that is not
+    /// a plain identifier (or any prefix but `public` on SQLite), an interval of zero or of more
+    /// than a year, a heartbeat longer
     /// than half the rescue age, a leader TTL outside 300 ms to a day, a dispatch cooldown over
     /// a minute. Each error names the option and what to do.
     pub async fn start(mut self) -> Result<Oban> {

@@ -92,11 +92,30 @@ impl Oban {
     }
 
     /// Starts running `queue` with `limit` on the chosen nodes (where it is not running yet).
+    ///
+    /// A node refuses to start a queue whose workers need a `State<T>` it was not given (as
+    /// [`Builder::start`](crate::Builder::start) refuses such a queue): with
+    /// [`Nodes::Local`], or [`Nodes::Only`] naming this node, the refusal is this call's error,
+    /// naming the worker and the missing type; other nodes log it at error level. With
+    /// [`Nodes::All`] the other nodes are told in any case (they may have the state), and this
+    /// node's refusal is logged.
+    ///
+    /// # Errors
+    /// A limit of 0 or an empty name; this node's refusal as above; a notification that could
+    /// not be sent.
     pub async fn start_queue(&self, queue: &str, limit: u32, nodes: Nodes) -> Result<()> {
         if limit == 0 || queue.is_empty() {
             return Err(Error::Config(format!(
                 "queue `{queue}` needs a name and a limit of at least 1"
             )));
+        }
+        let only_here = match &nodes {
+            Nodes::Local => true,
+            Nodes::Only(node) => **node == *self.shared().node,
+            Nodes::All => false,
+        };
+        if only_here {
+            self.shared().check_queue_state(queue)?;
         }
         self.queue_signal(Command::Start(limit), queue, nodes).await
     }
@@ -141,7 +160,12 @@ impl Shared {
             Command::Resume => Control::Resume,
             Command::Scale(limit) if limit > 0 => Control::Scale(limit),
             Command::Start(limit) => {
-                if limit > 0 && self.start_producer(queue, limit, false) {
+                if limit == 0 {
+                    return;
+                }
+                if let Err(error) = self.check_queue_state(queue) {
+                    tracing::error!(queue, %error, "queue not started");
+                } else if self.start_producer(queue, limit, false) {
                     tracing::info!(queue, limit, "queue started");
                 }
                 return;
@@ -158,6 +182,20 @@ impl Shared {
                 let _ = producer.control.send(control);
             }
         }
+    }
+
+    /// Whether this node has the `State<T>` of every worker of `queue`; the error names the
+    /// worker, the queue and the missing type.
+    pub(crate) fn check_queue_state(&self, queue: &str) -> Result<()> {
+        self.registry
+            .check_state_of(&self.state, |declared| declared == queue)
+            .map_err(|error| match error {
+                Error::Config(why) => Error::Config(format!(
+                    "node `{}` cannot start queue `{queue}`: {why}",
+                    self.node
+                )),
+                other => other,
+            })
     }
 
     /// Stops `queue`'s producer, if it runs here: its running jobs get 15 s to finish.

@@ -20,6 +20,7 @@ mod builder;
 mod clock;
 mod control;
 pub mod cron;
+pub mod deferral;
 pub mod engine;
 pub mod engines;
 pub mod error;

@@ -56,6 +56,16 @@ impl WorkerRegistration {
         (self.options)()
     }
 
+    /// The names of the `State<T>` types this worker needs that `state` lacks (empty when it can
+    /// run).
+    pub fn missing_state(&self, state: &StateMap) -> Vec<&'static str> {
+        (self.required_state)()
+            .into_iter()
+            .filter(|key| !state.contains(key))
+            .map(|key| key.type_name)
+            .collect()
+    }
+
     /// The worker's cron schedules, `(expression, time zone)`.
     pub fn cron(&self) -> &'static [(&'static str, &'static str)] {
         self.cron
@@ -135,15 +145,32 @@ impl Registry {
 
     /// Checks that every worker's `State<T>` types are present.
     pub fn check_state(&self, state: &StateMap) -> Result<()> {
+        self.check_state_of(state, |_| true)
+    }
+
+    /// Checks that the workers of the queues `runs` accepts (by each worker's declared queue)
+    /// have their `State<T>` types: a node needs the state of the workers it runs, not of every
+    /// worker linked into its binary. The error names each worker, its queue and the missing
+    /// type.
+    ///
+    /// ```
+    /// use oban_core::{Registry, StateMap};
+    ///
+    /// let registry = Registry::default();
+    /// assert!(registry.check_state_of(&StateMap::new(), |queue| queue == "mail").is_ok());
+    /// ```
+    pub fn check_state_of(&self, state: &StateMap, runs: impl Fn(&str) -> bool) -> Result<()> {
         let mut missing = Vec::new();
         for registration in self.workers.values() {
-            for key in (registration.required_state)() {
-                if !state.contains(&key) {
-                    missing.push(format!(
-                        "worker `{}` needs `State<{}>`",
-                        registration.name, key.type_name
-                    ));
-                }
+            let queue = registration.options().queue;
+            if !runs(queue) {
+                continue;
+            }
+            for type_name in registration.missing_state(state) {
+                missing.push(format!(
+                    "worker `{}` of queue `{queue}` needs `State<{type_name}>`",
+                    registration.name
+                ));
             }
         }
         if missing.is_empty() {
@@ -151,7 +178,7 @@ impl Registry {
         }
         missing.sort();
         Err(Error::Config(format!(
-            "{}; register the values with `Oban::builder().state(value)`",
+            "{}; register the values with `Oban::builder().state(value)`, or do not run that queue on this node",
             missing.join(", ")
         )))
     }

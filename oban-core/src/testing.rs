@@ -29,6 +29,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
+use crate::deferral;
 use crate::engine::Ack;
 use crate::error::Result;
 use crate::filter::JobFilter;
@@ -442,8 +443,8 @@ impl Drain {
         self
     }
 
-    /// With `false`, the first failure (error, panic, timeout) stops the drain and is returned
-    /// as an error instead of being recorded as a retry.
+    /// With `false`, the first failure (error, panic, timeout, or a worker this node cannot run)
+    /// stops the drain and is returned as an error instead of being recorded as a retry.
     pub fn with_safety(mut self, yes: bool) -> Self {
         self.with_safety = yes;
         self
@@ -462,7 +463,8 @@ pub struct DrainResult {
     pub discarded: usize,
     /// Cancelled.
     pub cancelled: usize,
-    /// Snoozed.
+    /// Snoozed, or deferred because this node cannot run the job's worker (not registered, or
+    /// its `State<T>` not given; see [`crate::deferral`]).
     pub snoozed: usize,
 }
 
@@ -525,6 +527,12 @@ pub async fn drain_queue(
                 executor::execute(job, oban.registry(), oban.state(), Arc::from(oban.node())).await;
             let failure = match ack.state {
                 JobState::Retryable | JobState::Discarded => outcome_of(&ack).err(),
+                // This node cannot run the worker (unknown, or its state was not given).
+                JobState::Scheduled if deferral::is_deferral(&ack) => outcome_of(&Ack {
+                    state: JobState::Retryable,
+                    ..ack.clone()
+                })
+                .err(),
                 _ => None,
             };
             if let (Some(failure), false) = (&failure, options.with_safety) {

@@ -47,7 +47,9 @@ use crate::unique::UniqueOptions;
 ///
 /// `NAME` is the string stored in the `worker` column. It must stay stable: renaming the Rust type
 /// must not orphan jobs already in the table, and other Oban nodes (Elixir, Python) find their
-/// worker by that same string.
+/// worker by that same string. A node that claims a job whose worker it does not have (a new
+/// worker during a rolling deploy, a misspelt name) defers the job to another node without
+/// spending an attempt, for about an hour, then fails it as usual: see [`crate::deferral`].
 pub trait Worker: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// The stored worker name, e.g. `"SendReceipt"` or `"MyApp.Workers.SendReceipt"`.
     const NAME: &'static str;
@@ -63,8 +65,10 @@ pub trait Worker: Serialize + DeserializeOwned + Send + Sync + 'static {
         WorkerOptions::new()
     }
 
-    /// The `State<T>` values this worker needs; [`Oban::start`](crate::Oban) fails when one of
-    /// them was not registered with the builder's `.state(..)`.
+    /// The `State<T>` values this worker needs; [`Builder::start`](crate::Builder::start)
+    /// fails when one of them was not registered with the builder's `.state(..)` and the node
+    /// runs this worker's queue (a node that does not run it, say one that only inserts, needs
+    /// none).
     fn required_state() -> Vec<StateKey> {
         Vec::new()
     }

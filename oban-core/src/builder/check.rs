@@ -22,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::new_job::NewJob;
 use crate::prefix::Prefix;
 use crate::registry::Registry;
+use crate::testing::Testing;
 
 /// The shortest interval accepted: the timer's resolution. Zero would panic the task's timer.
 pub(crate) const MIN_INTERVAL: Duration = Duration::from_millis(1);
@@ -76,13 +77,21 @@ impl Builder {
         })
     }
 
-    /// The `#[worker]`s linked in plus those registered by hand, each with its state present.
+    /// The `#[worker]`s linked in plus those registered by hand; the workers this node runs have
+    /// their state: those of its queues, every worker in inline testing mode (it runs each job
+    /// as it is inserted), none in manual testing mode (`drain_queue` names missing state).
     fn build_registry(&mut self) -> Result<Registry> {
         let mut registry = Registry::discover()?;
         for registration in mem::take(&mut self.manual) {
             registry.add(registration)?;
         }
-        registry.check_state(&self.state)?;
+        match self.testing {
+            Some(Testing::Inline) => registry.check_state(&self.state)?,
+            Some(Testing::Manual) => {}
+            None => registry.check_state_of(&self.state, |queue| {
+                self.queues.iter().any(|(q, _)| q == queue)
+            })?,
+        }
         Ok(registry)
     }
 

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use tracing::Instrument;
 
 use crate::backoff::Backoff;
+use crate::deferral::{self, Unrunnable};
 use crate::engine::Ack;
 use crate::job::{Job, JobState};
 use crate::registry::Registry;
@@ -27,8 +28,9 @@ pub(crate) enum Finished {
     TimedOut(Duration),
     /// The args do not fit the worker: retrying cannot help.
     Undecodable(String),
-    /// No worker with the job's name on this node (another node may have it).
-    UnknownWorker,
+    /// This node cannot run the job's worker (another node may): deferred, see
+    /// [`deferral`](crate::deferral).
+    Unrunnable(Unrunnable),
 }
 
 /// Runs `job` to the end (or its timeout) and returns the ack to record.
@@ -73,6 +75,9 @@ pub(crate) async fn execute(
             .unwrap_or_default();
         match ack.state {
             JobState::Completed => tracing::debug!(elapsed_ms, "job completed"),
+            JobState::Scheduled if deferral::is_deferral(&ack) => {
+                tracing::warn!(error, "job deferred: this node cannot run its worker");
+            }
             JobState::Scheduled => tracing::debug!(elapsed_ms, "job snoozed"),
             JobState::Retryable => tracing::warn!(elapsed_ms, error, "job failed, will retry"),
             JobState::Discarded => tracing::error!(elapsed_ms, error, "job discarded"),
@@ -90,23 +95,31 @@ pub(crate) async fn execute(
 async fn attempt(job: &Arc<Job>, registry: &Registry, state: Arc<StateMap>, node: &str) -> Ack {
     let registration = registry.get(&job.worker).copied();
     let (finished, backoff) = match registration {
-        None => (Finished::UnknownWorker, Backoff::Default),
+        None => (
+            Finished::Unrunnable(Unrunnable::UnknownWorker),
+            Backoff::Default,
+        ),
         Some(registration) => {
             let options = registration.options();
-            let finished = match (registration.run)(Arc::clone(job), state) {
-                Err(message) => Finished::Undecodable(message),
-                Ok(future) => {
-                    let guarded = AssertUnwindSafe(future).catch_unwind();
-                    let outcome = match options.timeout {
-                        Some(limit) => tokio::time::timeout(limit, guarded)
-                            .await
-                            .map_err(|_| limit),
-                        None => Ok(guarded.await),
-                    };
-                    match outcome {
-                        Ok(Ok(result)) => Finished::Returned(result),
-                        Ok(Err(panic)) => Finished::Panicked(panic_message(&*panic)),
-                        Err(limit) => Finished::TimedOut(limit),
+            let missing = registration.missing_state(&state);
+            let finished = if !missing.is_empty() {
+                Finished::Unrunnable(Unrunnable::MissingState(missing))
+            } else {
+                match (registration.run)(Arc::clone(job), state) {
+                    Err(message) => Finished::Undecodable(message),
+                    Ok(future) => {
+                        let guarded = AssertUnwindSafe(future).catch_unwind();
+                        let outcome = match options.timeout {
+                            Some(limit) => tokio::time::timeout(limit, guarded)
+                                .await
+                                .map_err(|_| limit),
+                            None => Ok(guarded.await),
+                        };
+                        match outcome {
+                            Ok(Ok(result)) => Finished::Returned(result),
+                            Ok(Err(panic)) => Finished::Panicked(panic_message(&*panic)),
+                            Err(limit) => Finished::TimedOut(limit),
+                        }
                     }
                 }
             };
@@ -161,10 +174,10 @@ fn outcome(job: &Job, finished: Finished, backoff: Backoff, node: &str) -> Ack {
         Finished::Returned(Err(error)) => error.message().to_owned(),
         Finished::Panicked(message) => format!("panicked: {message}"),
         Finished::TimedOut(limit) => format!("timed out after {limit:?}"),
-        Finished::UnknownWorker => format!(
-            "worker `{}` is not registered on node `{node}`; register it on the nodes running queue `{}`",
-            job.worker, job.queue
-        ),
+        Finished::Unrunnable(why) => match deferral::defer(job, &why, node) {
+            Ok(deferred) => return deferred,
+            Err(failure) => failure,
+        },
     };
     if job.is_last_attempt() {
         ack.state = JobState::Discarded;

@@ -198,10 +198,15 @@ pub(crate) async fn nodes_share_queue_control_and_cancel_running_jobs(kind: Kind
     b.shutdown(Duration::from_secs(1)).await;
 }
 
+/// Regression (flaky under load, twice): the test waited for both jobs to be `executing` in the
+/// table, which a claim commits before the producer has started them; a shutdown in between
+/// rightly hands a claimed, unstarted job back at once. It now waits for both attempts to begin.
 pub(crate) async fn node_hands_back_unfinished_jobs_at_shutdown(kind: Kind) {
     let db = Db::new(kind).await;
+    let runs = Arc::new(Runs::default());
     let oban = node(&db, "stopper")
         .queue("default", 5)
+        .state(Arc::clone(&runs))
         .start()
         .await
         .unwrap();
@@ -213,8 +218,10 @@ pub(crate) async fn node_hands_back_unfinished_jobs_at_shutdown(kind: Kind) {
         .insert(&oban)
         .await
         .unwrap();
-    db.wait_for_state(quick.id, JobState::Executing).await;
-    db.wait_for_state(slow.id, JobState::Executing).await;
+    wait_until("both attempts began", Duration::from_secs(10), async || {
+        runs.started.load(Ordering::SeqCst) == 2
+    })
+    .await;
     oban.shutdown(ms(1_000)).await;
     assert_eq!(
         db.job(quick.id).await.state,

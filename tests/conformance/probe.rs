@@ -24,11 +24,12 @@ pub(crate) enum Probe {
     Count,
 }
 
-/// Attempts that ran to their end, by job id.
+/// Attempts that ran to their end, by job id; and attempts that began.
 #[derive(Default)]
 pub(crate) struct Runs {
     pub(crate) by_job: Mutex<HashMap<i64, u32>>,
     pub(crate) finished: AtomicUsize,
+    pub(crate) started: AtomicUsize,
 }
 
 impl Worker for Probe {
@@ -42,6 +43,9 @@ impl Worker for Probe {
 
     async fn perform(self, ctx: JobContext) -> Result<Outcome, JobError> {
         let job = ctx.job();
+        if let Some(runs) = ctx.try_state::<Arc<Runs>>() {
+            runs.started.fetch_add(1, Ordering::SeqCst);
+        }
         let outcome = match self {
             Probe::Ok => Ok(Outcome::Complete),
             Probe::Fail { times } if job.attempt <= times => {

@@ -272,12 +272,16 @@ async fn a_node_in_a_prefix_works_while_public_holds_no_oban_tables() {
         .await
         .unwrap();
     let gone = uuid::Uuid::new_v4();
+    // One transaction: a lifeline pass between the two statements would forget the producer
+    // (silent, and no executing job names it yet), leaving the job to the much later rule for
+    // unknown producers (seen in CI under load).
+    let mut tx = pool.begin().await.unwrap();
     sqlx::query(
         "INSERT INTO solo.oban_producers (uuid, node, queue, meta, updated_at)
          VALUES ($1, 'gone', 'default', '{\"runtime\": \"rust\"}', timezone('UTC', now()) - interval '1 hour')",
     )
     .bind(gone)
-    .execute(&pool)
+    .execute(&mut *tx)
     .await
     .unwrap();
     sqlx::query(
@@ -287,9 +291,10 @@ async fn a_node_in_a_prefix_works_while_public_holds_no_oban_tables() {
     )
     .bind(orphan.id)
     .bind(gone.to_string())
-    .execute(&pool)
+    .execute(&mut *tx)
     .await
     .unwrap();
+    tx.commit().await.unwrap();
     let rescued = wait::wait_for_job_state(&solo, orphan.id, JobState::Completed, LIMIT).await;
     assert_eq!(rescued.meta["rescued"], 1);
 

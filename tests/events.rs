@@ -1,6 +1,8 @@
 //! Issue 17: job and node events a subscriber receives. Each test runs a node on PostgreSQL and
-//! on SQLite, subscribes, and checks every event kind it provokes with its fields; a subscriber
-//! that never reads must not slow a queue, and learns afterwards how many events it missed.
+//! on SQLite, subscribes, and checks every event kind it provokes with its fields (job start and
+//! stop for each outcome, inserts, leadership gained at start and lost at shutdown, the notifier,
+//! staging and pruning); a subscriber that never reads must not slow a queue, and learns
+//! afterwards how many events it missed.
 
 mod common;
 #[path = "conformance/harness.rs"]
@@ -269,6 +271,42 @@ async fn a_subscriber_that_never_reads_does_not_slow_a_queue(kind: Kind) {
     oban.shutdown(Duration::from_secs(5)).await;
 }
 
+async fn staging_and_pruning_passes_are_events(kind: Kind) {
+    let db = Db::new(kind).await;
+    let builder = builder(&db, "events")
+        .stage_interval(Duration::from_millis(100))
+        .prune(Some(Duration::from_secs(1)), Duration::from_millis(200));
+    let mut events = builder.events();
+    let oban = builder.start().await.expect("start the node");
+    JobBuilder::new(Quick {})
+        .queue("other")
+        .schedule_in(Duration::from_millis(500))
+        .insert(&oban)
+        .await
+        .expect("insert");
+    let seen = receive_until(&mut events, |seen| {
+        seen.iter().any(|e| matches!(e, Event::Pruned { .. }))
+    })
+    .await;
+    assert!(
+        seen.contains(&Event::Staged {
+            queues: vec!["other".to_owned()]
+        }),
+        "{seen:?}"
+    );
+    let stop = seen
+        .iter()
+        .find_map(|e| match e {
+            Event::JobStop(stop) => Some(stop),
+            _ => None,
+        })
+        .expect("the staged job ran");
+    assert_eq!(stop.outcome, JobOutcome::Completed);
+    assert!(stop.queue_time < LIMIT, "{stop:?}");
+    assert!(seen.contains(&Event::Pruned { count: 1 }), "{seen:?}");
+    oban.shutdown(Duration::from_secs(5)).await;
+}
+
 mod postgres {
     use super::*;
 
@@ -280,6 +318,11 @@ mod postgres {
     #[tokio::test]
     async fn a_subscriber_that_never_reads_does_not_slow_a_queue() {
         super::a_subscriber_that_never_reads_does_not_slow_a_queue(Kind::Postgres).await;
+    }
+
+    #[tokio::test]
+    async fn staging_and_pruning_passes_are_events() {
+        super::staging_and_pruning_passes_are_events(Kind::Postgres).await;
     }
 }
 
@@ -294,6 +337,11 @@ mod sqlite {
     #[tokio::test]
     async fn a_subscriber_that_never_reads_does_not_slow_a_queue() {
         super::a_subscriber_that_never_reads_does_not_slow_a_queue(Kind::Sqlite).await;
+    }
+
+    #[tokio::test]
+    async fn staging_and_pruning_passes_are_events() {
+        super::staging_and_pruning_passes_are_events(Kind::Sqlite).await;
     }
 }
 

@@ -41,6 +41,7 @@
 use std::fmt::{self, Display};
 use std::process::ExitCode;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use oban::{JobBuilder, JobContext, JobError, NewJob, Oban, Outcome, UniqueOptions, Worker};
@@ -92,6 +93,8 @@ options:
   --timeout-s S      give up after S seconds of waiting (default 600)
   --keep-db          do not drop the benchmark database at the end
   --no-notify        the node does not LISTEN: it finds jobs by polling
+  --events           a task subscribes to the node's events and reads every one; drain and
+                     bloat report how many it saw and missed (to compare with and without)
 
 Numbers may contain underscores (100_000). DATABASE_URL picks the server.
 Output: one line `bench mode=... key=value ...` on stdout.";
@@ -261,6 +264,7 @@ struct Options {
     timeout: Duration,
     keep_db: bool,
     notifications: bool,
+    events: bool,
 }
 
 impl Options {
@@ -287,6 +291,7 @@ impl Options {
             timeout: Duration::from_secs(600),
             keep_db: false,
             notifications: true,
+            events: false,
         };
         while let Some(arg) = args.next() {
             let (flag, inline) = match arg.split_once('=') {
@@ -309,6 +314,7 @@ impl Options {
                 "--pool" => options.pool_size = number(&flag, &value()?)?,
                 "--poll-ms" => options.poll = Duration::from_millis(number(&flag, &value()?)?),
                 "--no-notify" => options.notifications = false,
+                "--events" => options.events = true,
                 "--bloat-rows" => options.bloat_rows = number(&flag, &value()?)?,
                 "--reps" => options.reps = number(&flag, &value()?)?,
                 "--timeout-s" => options.timeout = Duration::from_secs(number(&flag, &value()?)?),
@@ -506,17 +512,38 @@ impl Pools {
 // Shared steps
 
 /// Starts a node with one queue, `default`, at `concurrency`, running [`Noop`] jobs.
+/// With `--events`, a task reads every event of the node, counting them in [`EVENTS_SEEN`] and
+/// [`EVENTS_MISSED`].
 async fn start_node(pool: &PgPool, options: &Options, concurrency: u32) -> BenchResult<Oban> {
-    Ok(Oban::builder()
+    let builder = Oban::builder()
         .pool(pool.clone())
         .queue("default", concurrency)
         .register::<Noop>()
         .migrate(false)
         .poll_interval(options.poll)
-        .notifications(options.notifications)
-        .start()
-        .await?)
+        .notifications(options.notifications);
+    if options.events {
+        let mut events = builder.events();
+        tokio::spawn(async move {
+            use tokio::sync::broadcast::error::RecvError;
+            loop {
+                match events.recv().await {
+                    Ok(_) => EVENTS_SEEN.fetch_add(1, Ordering::Relaxed),
+                    Err(RecvError::Lagged(missed)) => {
+                        EVENTS_MISSED.fetch_add(missed, Ordering::Relaxed)
+                    }
+                    Err(RecvError::Closed) => return,
+                };
+            }
+        });
+    }
+    Ok(builder.start().await?)
 }
+
+/// Events read by the `--events` subscriber.
+static EVENTS_SEEN: AtomicU64 = AtomicU64::new(0);
+/// Events the `--events` subscriber missed by lagging.
+static EVENTS_MISSED: AtomicU64 = AtomicU64::new(0);
 
 /// Empties the job table (between repetitions of the insert modes).
 async fn truncate(pool: &PgPool) -> BenchResult<()> {
@@ -811,6 +838,13 @@ async fn bench_drain(pools: &Pools, options: &Options) -> BenchResult<Figures> {
         .secs("seconds", elapsed)
         .rate("jobs_per_s", n, elapsed)
         .add("rss_before_mb", format!("{rss_before:.1}"));
+    let figures = if options.events {
+        figures
+            .add("events_seen", EVENTS_SEEN.load(Ordering::Relaxed))
+            .add("events_missed", EVENTS_MISSED.load(Ordering::Relaxed))
+    } else {
+        figures.add("events", "off")
+    };
     with_statements(figures, &pools.client, first_id, n).await
 }
 

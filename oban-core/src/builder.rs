@@ -21,6 +21,7 @@ use crate::engine::Engine;
 use crate::engines::inline::InlineEngine;
 use crate::engines::pool::{self, DbPool};
 use crate::error::Result;
+use crate::events::{Event, Events};
 use crate::maintenance::leader::{LeaderConfig, Leadership};
 use crate::maintenance::{cron, leader, lifeline, pruner, reindexer, stager};
 use crate::new_job::IntoNewJob;
@@ -68,6 +69,7 @@ pub struct Builder {
     reindex: Option<String>,
     pool_size: Option<u32>,
     testing: Option<Testing>,
+    events: Events,
 }
 
 impl Default for Builder {
@@ -96,6 +98,7 @@ impl Default for Builder {
             reindex: Some("@midnight".to_owned()),
             pool_size: None,
             testing: None,
+            events: Events::default(),
         }
     }
 }
@@ -294,6 +297,30 @@ impl Builder {
         self
     }
 
+    /// A receiver of the [`Event`]s the node will emit, including those of `start` itself (its
+    /// first election, the notifier connecting), which a receiver from
+    /// [`Oban::events`](crate::Oban::events) is too late for. Call it as often as you need
+    /// receivers; see [`crate::events`] for the guarantees.
+    ///
+    /// ```no_run
+    /// # async fn example() -> oban_core::Result<()> {
+    /// use oban_core::{Event, Oban};
+    ///
+    /// let builder = Oban::builder().queue("default", 10);
+    /// let mut events = builder.events();
+    /// let oban = builder.start().await?;
+    /// while let Ok(event) = events.recv().await {
+    ///     if event == Event::LeadershipGained {
+    ///         println!("{} leads", oban.node());
+    ///     }
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn events(&self) -> tokio::sync::broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
     /// Builds a node for tests: [`Testing::Manual`] inserts jobs but runs no queues and no
     /// maintenance (drain them with [`drain_queue`](crate::testing::drain_queue)); `Inline` runs
     /// each job as it is inserted.
@@ -365,7 +392,8 @@ impl Builder {
     ) -> Result<(Option<DbPool>, Arc<dyn Engine>)> {
         if self.testing == Some(Testing::Inline) {
             let engine =
-                InlineEngine::new(Arc::clone(registry), Arc::clone(state), Arc::clone(node));
+                InlineEngine::new(Arc::clone(registry), Arc::clone(state), Arc::clone(node))
+                    .with_events(self.events.clone());
             return Ok((None, Arc::new(engine)));
         }
         let size = self.pool_size.unwrap_or(4 + 2 * self.queues.len() as u32);
@@ -395,6 +423,7 @@ impl Builder {
             engine,
             registry,
             state,
+            events: self.events.clone(),
             node,
             prefix: self.schema,
             poll_interval: self.poll_interval,
@@ -421,6 +450,7 @@ impl Builder {
         match shared.engine.listen(sink, shared.stop.clone()).await {
             Ok(true) => {
                 shared.notifications.store(true, Ordering::Relaxed);
+                shared.events.emit(|| Event::NotifierConnected);
                 Some(tokio::spawn(control::dispatch(
                     Arc::downgrade(shared),
                     notices,
@@ -452,12 +482,20 @@ impl Builder {
         let config = LeaderConfig {
             ttl: self.leader_ttl,
         };
-        leader::run_once(&*shared.engine, &shared.node, &shared.leadership, config).await;
+        leader::run_once(
+            &*shared.engine,
+            &shared.node,
+            &shared.leadership,
+            config,
+            &shared.events,
+        )
+        .await;
         tokio::spawn(leader::run(
             Arc::clone(&shared.engine),
             Arc::clone(&shared.node),
             Arc::clone(&shared.leadership),
             config,
+            shared.events.clone(),
             shared.stop.clone(),
         ))
     }
@@ -481,6 +519,7 @@ impl Builder {
                     limit: 5_000,
                 },
                 control::wake_staged(Arc::downgrade(shared)),
+                shared.events.clone(),
                 shared.stop.clone(),
             )),
             tokio::spawn(lifeline::run(
@@ -491,6 +530,7 @@ impl Builder {
                     stale_after: self.rescue_after,
                     unknown_after: self.rescue_unknown_after,
                 },
+                shared.events.clone(),
                 shared.stop.clone(),
             )),
         ];
@@ -503,6 +543,7 @@ impl Builder {
                     max_age,
                     limit: 10_000,
                 },
+                shared.events.clone(),
                 shared.stop.clone(),
             )));
         }
@@ -520,6 +561,7 @@ impl Builder {
                 Arc::clone(engine),
                 Arc::clone(leadership),
                 CronScheduler::new(cron, catch_up),
+                shared.events.clone(),
                 shared.stop.clone(),
             )));
         }

@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 
 use crate::engine::ProducerInfo;
 use crate::error::{Error, Result};
+use crate::events::Event;
 use crate::maintenance::leader::Leadership;
 use crate::node::{Oban, Shared};
 use crate::notifier::{Channel, Command, Notice, Signal};
@@ -247,7 +248,10 @@ pub(crate) async fn dispatch(shared: Weak<Shared>, mut notices: mpsc::UnboundedR
                 shared.leadership.elect_now.notify_one();
             }
             Notice::LeaderDown { .. } => {}
-            Notice::Reconnected => shared.wake_all(),
+            Notice::Reconnected => {
+                shared.events.emit(|| Event::NotifierLost);
+                shared.wake_all();
+            }
         }
     }
 }

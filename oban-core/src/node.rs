@@ -18,6 +18,7 @@ use crate::control::Nodes;
 use crate::engine::{Engine, StopSignal};
 use crate::engines::pool::DbPool;
 use crate::error::Result;
+use crate::events::{Event, Events};
 use crate::filter::JobFilter;
 use crate::insert::Prefixed;
 use crate::job::{Job, JobState};
@@ -69,6 +70,7 @@ pub(crate) struct Shared {
     pub(crate) engine: Arc<dyn Engine>,
     pub(crate) registry: Arc<Registry>,
     pub(crate) state: Arc<StateMap>,
+    pub(crate) events: Events,
     pub(crate) node: Arc<str>,
     pub(crate) prefix: Prefix,
     pub(crate) poll_interval: Duration,
@@ -124,6 +126,7 @@ impl Shared {
             engine: Arc::clone(&self.engine),
             registry: Arc::clone(&self.registry),
             state: Arc::clone(&self.state),
+            events: self.events.clone(),
             completer,
             poll_interval: self.poll_interval,
             dispatch_cooldown: self.dispatch_cooldown,
@@ -254,6 +257,31 @@ impl Oban {
         self.inner.shared.leadership.is_leader()
     }
 
+    /// A receiver of the [`Event`]s this node emits from now on: jobs starting and stopping,
+    /// inserts, leadership, the notifier, maintenance passes. See [`crate::events`] for the
+    /// guarantees (a slow receiver never slows a job; it is told how many events it missed) and
+    /// [`Builder::events`] to also see what happens while the node starts.
+    ///
+    /// ```no_run
+    /// # async fn example(oban: oban_core::Oban) {
+    /// use oban_core::Event;
+    ///
+    /// let mut events = oban.events();
+    /// while let Ok(event) = events.recv().await {
+    ///     if let Event::JobStop(stop) = event {
+    ///         println!("{} {} in {:?}", stop.job.worker, stop.outcome.as_str(), stop.duration);
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub fn events(&self) -> tokio::sync::broadcast::Receiver<Event> {
+        self.inner.shared.events.subscribe()
+    }
+
+    pub(crate) fn event_sender(&self) -> Events {
+        self.inner.shared.events.clone()
+    }
+
     /// Whether this node leads the Rust nodes and also holds the leadership row it shares with
     /// Elixir Oban nodes (`"Oban"` in `oban_peers`): it stages scheduled and retryable jobs and
     /// prunes finished ones. Among Rust nodes alone the leader always holds it; while an Elixir
@@ -271,6 +299,17 @@ impl Oban {
     /// (other nodes are woken by the insert's notification).
     pub async fn insert_all(&self, jobs: Vec<NewJob>) -> Result<Vec<Job>> {
         let inserted = self.inner.shared.engine.job_insert_many(jobs).await?;
+        self.inner.shared.events.emit(|| {
+            let mut queues: Vec<String> = Vec::new();
+            let mut count = 0;
+            for job in inserted.iter().filter(|job| !job.conflict) {
+                count += 1;
+                if !queues.contains(&job.queue) {
+                    queues.push(job.queue.clone());
+                }
+            }
+            Event::JobsInserted { count, queues }
+        });
         let mut woken: Vec<&str> = Vec::new();
         for job in &inserted {
             if job.state == JobState::Available

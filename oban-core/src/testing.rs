@@ -32,6 +32,7 @@ use serde_json::{Map, Value};
 use crate::deferral;
 use crate::engine::Ack;
 use crate::error::Result;
+use crate::events::Events;
 use crate::filter::JobFilter;
 use crate::job::{Job, JobState};
 use crate::node::Oban;
@@ -155,6 +156,7 @@ impl<W: Worker> Perform<W> {
             Arc::new(registry),
             Arc::new(self.state),
             Arc::from("test"),
+            Events::default(),
         )
         .await;
         outcome_of(&ack)
@@ -523,8 +525,14 @@ pub async fn drain_queue(
         for job in jobs {
             ran += 1;
             let (id, worker) = (job.id, job.worker.clone());
-            let ack =
-                executor::execute(job, oban.registry(), oban.state(), Arc::from(oban.node())).await;
+            let ack = executor::execute(
+                job,
+                oban.registry(),
+                oban.state(),
+                Arc::from(oban.node()),
+                oban.event_sender(),
+            )
+            .await;
             let failure = match ack.state {
                 JobState::Retryable | JobState::Discarded => outcome_of(&ack).err(),
                 // This node cannot run the worker (unknown, or its state was not given).

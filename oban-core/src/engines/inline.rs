@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 
 use crate::engine::{Ack, Engine, FetchCursor, Notifier, Peer, ProducerInfo, StopSignal};
 use crate::error::Result;
+use crate::events::Events;
 use crate::filter::{json_contains, JobFilter};
 use crate::job::{AttemptError, Job, JobState};
 use crate::new_job::NewJob;
@@ -31,6 +32,7 @@ pub struct InlineEngine {
     registry: Arc<Registry>,
     state: Arc<StateMap>,
     node: Arc<str>,
+    events: Events,
     jobs: Mutex<BTreeMap<i64, Job>>,
     next_id: AtomicI64,
 }
@@ -42,9 +44,16 @@ impl InlineEngine {
             registry,
             state,
             node,
+            events: Events::default(),
             jobs: Mutex::new(BTreeMap::new()),
             next_id: AtomicI64::new(1),
         }
+    }
+
+    /// Sends the events of the jobs it runs to the node's subscribers.
+    pub(crate) fn with_events(mut self, events: Events) -> Self {
+        self.events = events;
+        self
     }
 
     fn jobs(&self) -> std::sync::MutexGuard<'_, BTreeMap<i64, Job>> {
@@ -141,6 +150,7 @@ impl Engine for InlineEngine {
                 Arc::clone(&self.registry),
                 Arc::clone(&self.state),
                 Arc::clone(&self.node),
+                self.events.clone(),
             )
             .await;
             let mut job = job;

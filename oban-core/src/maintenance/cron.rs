@@ -8,6 +8,7 @@ use chrono::Utc;
 
 use crate::cron::{until_next_minute, CronScheduler};
 use crate::engine::{Engine, StopSignal};
+use crate::events::{Event, Events};
 use crate::maintenance::leader::Leadership;
 use crate::maintenance::until_stopped;
 
@@ -16,6 +17,7 @@ pub(crate) async fn run(
     engine: Arc<dyn Engine>,
     leadership: Arc<Leadership>,
     mut scheduler: CronScheduler,
+    events: Events,
     mut stop: StopSignal,
 ) {
     loop {
@@ -27,7 +29,10 @@ pub(crate) async fn run(
             };
             match inserted {
                 Ok(0) => {}
-                Ok(inserted) => tracing::debug!(inserted, "inserted cron jobs"),
+                Ok(inserted) => {
+                    tracing::debug!(inserted, "inserted cron jobs");
+                    events.emit(|| Event::CronInserted { count: inserted });
+                }
                 Err(error) => tracing::warn!(%error, "inserting cron jobs failed"),
             }
         } else {

@@ -66,6 +66,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::engine::{Engine, StopSignal};
+use crate::events::{Event, Events};
 use crate::maintenance::until_stopped;
 use crate::notifier::Channel;
 
@@ -135,13 +136,17 @@ pub(crate) async fn run(
     node: Arc<str>,
     leadership: Arc<Leadership>,
     config: LeaderConfig,
+    events: Events,
     mut stop: StopSignal,
 ) {
     let renew = config.ttl / 3;
     loop {
-        if until_stopped(&mut stop, run_once(&*engine, &node, &leadership, config))
-            .await
-            .is_none()
+        if until_stopped(
+            &mut stop,
+            run_once(&*engine, &node, &leadership, config, &events),
+        )
+        .await
+        .is_none()
         {
             break;
         }
@@ -165,6 +170,9 @@ pub(crate) async fn run(
             Ok(())
         })
         .await;
+    if held.rust.is_some() {
+        events.emit(|| Event::LeadershipLost);
+    }
     if held.rust.is_none() && held.shared.is_none() {
         return;
     }
@@ -198,6 +206,7 @@ pub(crate) async fn run_once(
     node: &str,
     leadership: &Leadership,
     config: LeaderConfig,
+    events: &Events,
 ) -> bool {
     let was = leadership.terms();
     let started = Instant::now();
@@ -211,12 +220,14 @@ pub(crate) async fn run_once(
             });
             if was.rust.is_none() {
                 tracing::info!(node = %node, "became leader");
+                events.emit(|| Event::LeadershipGained);
             }
         }
         Ok(false) => {
             leadership.update(|terms| *terms = Terms::default());
             if was.rust.is_some() {
                 tracing::info!(node = %node, "lost leadership");
+                events.emit(|| Event::LeadershipLost);
             }
             if was.shared.is_some() {
                 // Another node leads Rust nodes now; let it (or an Elixir node) have the shared

@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use crate::engine::{Engine, StopSignal};
 use crate::error::Result;
+use crate::events::{Event, Events};
 use crate::maintenance::leader::Leadership;
 use crate::maintenance::until_stopped;
 
@@ -51,6 +52,7 @@ pub(crate) async fn run(
     engine: Arc<dyn Engine>,
     leadership: Arc<Leadership>,
     config: LifelineConfig,
+    events: Events,
     mut stop: StopSignal,
 ) {
     let mut tick = tokio::time::interval(config.interval);
@@ -68,10 +70,13 @@ pub(crate) async fn run(
         };
         match rescued {
             Ok(0) => {}
-            Ok(rescued) => tracing::warn!(
-                rescued,
-                "rescued executing jobs that no live producer holds"
-            ),
+            Ok(rescued) => {
+                tracing::warn!(
+                    rescued,
+                    "rescued executing jobs that no live producer holds"
+                );
+                events.emit(|| Event::Rescued { count: rescued });
+            }
             Err(error) => tracing::warn!(%error, "rescuing orphaned jobs failed"),
         }
     }

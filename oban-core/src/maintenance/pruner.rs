@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::engine::{Engine, StopSignal};
 use crate::error::Result;
+use crate::events::{Event, Events};
 use crate::maintenance::leader::Leadership;
 use crate::maintenance::until_stopped;
 
@@ -36,6 +37,7 @@ pub(crate) async fn run(
     engine: Arc<dyn Engine>,
     leadership: Arc<Leadership>,
     config: PrunerConfig,
+    events: Events,
     mut stop: StopSignal,
 ) {
     loop {
@@ -51,7 +53,10 @@ pub(crate) async fn run(
         };
         match pruned {
             Ok(0) => {}
-            Ok(pruned) => tracing::debug!(pruned, "pruned finished jobs"),
+            Ok(pruned) => {
+                tracing::debug!(pruned, "pruned finished jobs");
+                events.emit(|| Event::Pruned { count: pruned });
+            }
             Err(error) => tracing::warn!(%error, "pruning failed"),
         }
     }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::engine::{Engine, StopSignal};
 use crate::error::Result;
+use crate::events::{Event, Events};
 use crate::maintenance::leader::Leadership;
 use crate::maintenance::until_stopped;
 
@@ -29,6 +30,7 @@ pub(crate) async fn run(
     leadership: Arc<Leadership>,
     config: StagerConfig,
     staged: impl Fn(Vec<String>) -> futures_util::future::BoxFuture<'static, ()> + Send + Sync + 'static,
+    events: Events,
     mut stop: StopSignal,
 ) {
     let mut tick = tokio::time::interval(config.interval);
@@ -48,6 +50,9 @@ pub(crate) async fn run(
             Ok(queues) if queues.is_empty() => {}
             Ok(queues) => {
                 tracing::debug!(?queues, "staged jobs");
+                events.emit(|| Event::Staged {
+                    queues: queues.clone(),
+                });
                 if until_stopped(&mut stop, staged(queues)).await.is_none() {
                     return;
                 }

@@ -12,6 +12,7 @@ use tracing::Instrument;
 use crate::backoff::Backoff;
 use crate::deferral::{self, Unrunnable};
 use crate::engine::Ack;
+use crate::events::{Events, JobOutcome};
 use crate::job::{Job, JobState};
 use crate::registry::Registry;
 use crate::state::StateMap;
@@ -39,6 +40,7 @@ pub(crate) async fn execute(
     registry: Arc<Registry>,
     state: Arc<StateMap>,
     node: Arc<str>,
+    events: Events,
 ) -> Ack {
     let span = tracing::info_span!(
         "oban.job",
@@ -49,6 +51,8 @@ pub(crate) async fn execute(
     );
     async move {
         let started = Instant::now();
+        let started_at = chrono::Utc::now();
+        events.job_start(&job, started_at);
         let job = Arc::new(job);
         // A panic anywhere on the attempt's path (decoding the args, the worker, a custom backoff,
         // building the ack) is a failed attempt like any other: caught here, it spends the
@@ -66,7 +70,8 @@ pub(crate) async fn execute(
                 &node,
             ),
         };
-        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let elapsed = started.elapsed();
+        let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
         let error = ack
             .error
             .as_ref()
@@ -84,10 +89,27 @@ pub(crate) async fn execute(
             JobState::Cancelled => tracing::info!(elapsed_ms, error, "job cancelled"),
             _ => {}
         }
+        if let Some(outcome) = job_outcome(&ack) {
+            let error = ack.error.is_some().then_some(error);
+            events.job_stop(&job, started_at, elapsed, outcome, error);
+        }
         ack
     }
     .instrument(span)
     .await
+}
+
+/// The outcome an event reports for `ack`; `None` for states an attempt never ends in.
+fn job_outcome(ack: &Ack) -> Option<JobOutcome> {
+    Some(match ack.state {
+        JobState::Completed => JobOutcome::Completed,
+        JobState::Scheduled if deferral::is_deferral(ack) => JobOutcome::Deferred,
+        JobState::Scheduled => JobOutcome::Snoozed,
+        JobState::Retryable => JobOutcome::Retryable,
+        JobState::Discarded => JobOutcome::Discarded,
+        JobState::Cancelled => JobOutcome::Cancelled,
+        _ => return None,
+    })
 }
 
 /// Decodes the args, runs the worker under its timeout and maps the end to an ack; panics in the

@@ -10,6 +10,7 @@ use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
 
 use crate::engine::{Ack, Engine, FetchCursor, StopSignal};
+use crate::events::Events;
 use crate::job::Job;
 use crate::queue::ahead::ClaimAhead;
 use crate::queue::completer::Completer;
@@ -39,6 +40,7 @@ pub(crate) struct ProducerConfig {
     pub(crate) engine: Arc<dyn Engine>,
     pub(crate) registry: Arc<Registry>,
     pub(crate) state: Arc<StateMap>,
+    pub(crate) events: Events,
     pub(crate) completer: Completer,
     pub(crate) poll_interval: Duration,
     /// While jobs run, how long demand may accumulate before a fetch (Oban's dispatch cooldown):
@@ -215,6 +217,7 @@ impl Slots {
             Arc::clone(&config.registry),
             Arc::clone(&config.state),
             Arc::clone(&config.node),
+            config.events.clone(),
         ));
         self.running.insert(
             abort.id(),

@@ -36,20 +36,6 @@ impl Channel {
             Channel::Leader => "oban_leader",
         }
     }
-
-    /// The PostgreSQL channel name under the default prefix, `public`.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Channel::Insert => "public.oban_insert",
-            Channel::Signal => "public.oban_signal",
-            Channel::Leader => "public.oban_leader",
-        }
-    }
-
-    /// The channel with this PostgreSQL name.
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|c| c.name() == name)
-    }
 }
 
 /// A control message for queues and running jobs (Oban's signal payload).
@@ -202,7 +188,7 @@ impl Notice {
             Ok(value) => value,
             Err(error) => {
                 tracing::warn!(
-                    channel = channel.name(),
+                    channel = channel.suffix(),
                     payload = payload::prefix(payload),
                     %error,
                     "dropped a notification that could not be decoded"
@@ -231,7 +217,7 @@ impl Notice {
         };
         if notice.is_none() {
             tracing::debug!(
-                channel = channel.name(),
+                channel = channel.suffix(),
                 payload = payload::prefix(payload),
                 "ignored a notification of a shape this node does not use"
             );

@@ -6,6 +6,7 @@ use futures_util::future::BoxFuture;
 use sqlx::postgres::PgPool;
 use sqlx::{Connection, PgConnection, Postgres, Row, Transaction};
 
+use super::lease::Lease;
 use super::millis;
 use super::notify::notify_after_commit;
 use super::prefix::{channel_name, qualify};
@@ -55,6 +56,20 @@ pub(crate) async fn insert_jobs(
     Ok(jobs)
 }
 
+/// Inserts `jobs` on a connection of `pool` and notifies after the commit. The connection is
+/// leased (see `lease.rs`): an insert dropped at the `BEGIN` of its unique rounds must not leave
+/// the session in a transaction.
+pub(super) async fn insert_through_pool(
+    pool: &PgPool,
+    prefix: Prefix,
+    jobs: Vec<NewJob>,
+) -> Result<Vec<Job>> {
+    let mut conn = Lease::acquire(pool).await?;
+    let inserted = insert_jobs(&mut conn, prefix, jobs, InsertNotify::AfterCommit(pool)).await;
+    conn.release();
+    inserted
+}
+
 /// An insert error that comes from the shape of a schema another implementation installed, as
 /// an error that says what to do; any other error as it is.
 ///
@@ -93,16 +108,7 @@ fn mentions_uniq_key(message: &str) -> bool {
 
 impl<'a> JobInserter<'a> for &'a PgPool {
     fn insert_jobs(self, jobs: Vec<NewJob>) -> BoxFuture<'a, Result<Vec<Job>>> {
-        Box::pin(async move {
-            let mut conn = self.acquire().await?;
-            insert_jobs(
-                &mut conn,
-                Prefix::PUBLIC,
-                jobs,
-                InsertNotify::AfterCommit(self),
-            )
-            .await
-        })
+        Box::pin(insert_through_pool(self, Prefix::PUBLIC, jobs))
     }
 }
 
@@ -131,10 +137,7 @@ impl<'a, 't: 'a> JobInserter<'a> for &'a mut Transaction<'t, Postgres> {
 impl<'a> JobInserter<'a> for Prefixed<&'a PgPool> {
     fn insert_jobs(self, jobs: Vec<NewJob>) -> BoxFuture<'a, Result<Vec<Job>>> {
         let (prefix, pool) = self.into_parts();
-        Box::pin(async move {
-            let mut conn = pool.acquire().await?;
-            insert_jobs(&mut conn, prefix, jobs, InsertNotify::AfterCommit(pool)).await
-        })
+        Box::pin(insert_through_pool(pool, prefix, jobs))
     }
 }
 

@@ -12,6 +12,7 @@
 mod ack;
 mod fetch;
 mod insert;
+mod lease;
 mod maintenance;
 mod notify;
 mod peer;
@@ -32,8 +33,6 @@ use crate::filter::JobFilter;
 use crate::job::Job;
 use crate::new_job::NewJob;
 use crate::prefix::Prefix;
-
-pub(crate) use insert::{insert_jobs, InsertNotify};
 
 /// The PostgreSQL engine over a connection pool, for one schema [`Prefix`] (default `public`).
 ///
@@ -86,14 +85,7 @@ impl Engine for PostgresEngine {
     }
 
     async fn job_insert_many(&self, jobs: Vec<NewJob>) -> Result<Vec<Job>> {
-        let mut conn = self.pool.acquire().await?;
-        insert_jobs(
-            &mut conn,
-            self.prefix,
-            jobs,
-            InsertNotify::AfterCommit(&self.pool),
-        )
-        .await
+        insert::insert_through_pool(&self.pool, self.prefix, jobs).await
     }
 
     async fn job_fetch_available(

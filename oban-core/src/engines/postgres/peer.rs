@@ -4,9 +4,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::Value;
-use sqlx::postgres::PgPool;
-use sqlx::Row;
+use sqlx::postgres::{PgConnection, PgPool};
+use sqlx::{Connection, Row};
 
+use super::lease::Lease;
 use super::millis;
 use super::prefix::qualify;
 use super::row::utc;
@@ -18,26 +19,11 @@ use crate::prefix::Prefix;
 #[async_trait]
 impl Peer for PostgresEngine {
     async fn leader_elect(&self, name: &str, node: &str, ttl: Duration) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
-        const EXPIRED: &str =
-            "DELETE FROM oban_peers WHERE name = $1 AND expires_at < timezone('UTC', now())";
-        const CLAIM: &str = "INSERT INTO oban_peers (name, node, started_at, expires_at)
-             VALUES ($1, $2, timezone('UTC', now()), timezone('UTC', now()) + $3 * interval '1 millisecond')
-             ON CONFLICT (name) DO UPDATE SET expires_at = excluded.expires_at
-               WHERE oban_peers.node = excluded.node
-             RETURNING node";
-        sqlx::query(qualify(self.prefix, EXPIRED))
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
-        let leader: Option<String> = sqlx::query_scalar(qualify(self.prefix, CLAIM))
-            .bind(name)
-            .bind(node)
-            .bind(millis(ttl))
-            .fetch_optional(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(leader.as_deref() == Some(node))
+        // Leased: the node drops an election in flight when it stops, possibly at its `BEGIN`.
+        let mut conn = Lease::acquire(&self.pool).await?;
+        let elected = elect(&mut conn, self.prefix, name, node, ttl).await;
+        conn.release();
+        elected
     }
 
     async fn leader_resign(&self, name: &str, node: &str) -> Result<()> {
@@ -49,6 +35,36 @@ impl Peer for PostgresEngine {
             .await?;
         Ok(())
     }
+}
+
+/// One election on `conn` (see [`Peer::leader_elect`]).
+async fn elect(
+    conn: &mut PgConnection,
+    prefix: Prefix,
+    name: &str,
+    node: &str,
+    ttl: Duration,
+) -> Result<bool> {
+    const EXPIRED: &str =
+        "DELETE FROM oban_peers WHERE name = $1 AND expires_at < timezone('UTC', now())";
+    const CLAIM: &str = "INSERT INTO oban_peers (name, node, started_at, expires_at)
+         VALUES ($1, $2, timezone('UTC', now()), timezone('UTC', now()) + $3 * interval '1 millisecond')
+         ON CONFLICT (name) DO UPDATE SET expires_at = excluded.expires_at
+           WHERE oban_peers.node = excluded.node
+         RETURNING node";
+    let mut tx = conn.begin().await?;
+    sqlx::query(qualify(prefix, EXPIRED))
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+    let leader: Option<String> = sqlx::query_scalar(qualify(prefix, CLAIM))
+        .bind(name)
+        .bind(node)
+        .bind(millis(ttl))
+        .fetch_optional(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(leader.as_deref() == Some(node))
 }
 
 /// See [`Engine::producer_list`](crate::engine::Engine::producer_list).

@@ -1,9 +1,10 @@
 //! The schema: migrations (`migrations/postgres`) and reindexing, in a schema prefix.
 
 use futures_util::future::BoxFuture;
-use sqlx::postgres::PgPool;
-use sqlx::Executor;
+use sqlx::postgres::{PgConnection, PgPool};
+use sqlx::{Connection, Executor};
 
+use super::lease::Lease;
 use super::prefix::qualify;
 use crate::error::{Error, Result};
 use crate::migrate::MigrateTarget;
@@ -59,6 +60,14 @@ impl<'a> MigrateTarget<'a> for &'a PgPool {
 /// Applies what is missing of the schema (see [`crate::migrate()`]) in `prefix`, creating its
 /// schema when missing, under an advisory lock.
 pub(super) async fn migrate(pool: &PgPool, prefix: Prefix) -> Result<()> {
+    // Leased: a migration dropped at its `BEGIN` must not leave the session in a transaction.
+    let mut conn = Lease::acquire(pool).await?;
+    let migrated = migrate_on(&mut conn, prefix).await;
+    conn.release();
+    migrated
+}
+
+async fn migrate_on(conn: &mut PgConnection, prefix: Prefix) -> Result<()> {
     const CREATE_LOG: &str = "CREATE TABLE IF NOT EXISTS oban_rust_migrations (
            version integer PRIMARY KEY,
            description text NOT NULL,
@@ -67,7 +76,7 @@ pub(super) async fn migrate(pool: &PgPool, prefix: Prefix) -> Result<()> {
     // `to_regclass` reads its argument as a name: qualified, it looks in the prefix's schema.
     const JOBS_TABLE_EXISTS: &str = "SELECT to_regclass('oban_jobs') IS NOT NULL";
     const RECORD: &str = "INSERT INTO oban_rust_migrations (version, description) VALUES ($1, $2)";
-    let mut tx = pool.begin().await?;
+    let mut tx = conn.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(MIGRATION_LOCK)
         .execute(&mut *tx)

@@ -71,3 +71,53 @@ pub(crate) async fn finish_as(db: &Db, job: &Job, state: JobState) {
         .unwrap();
     assert_eq!(acked, [job.id]);
 }
+
+/// Moves `column` of the jobs `ids` back by `by`: a case ages rows instead of waiting for the
+/// clock, so its margins do not depend on how fast the machine runs.
+pub(crate) async fn backdate_jobs(db: &Db, column: &str, ids: &[i64], by: Duration) {
+    let keys = ids.iter().map(i64::to_string).collect();
+    backdate(db, "oban_jobs", column, "id", keys, by).await;
+}
+
+/// Moves the last heartbeat (`updated_at`) of producers `uuids` back by `by`.
+pub(crate) async fn backdate_producers(db: &Db, uuids: &[uuid::Uuid], by: Duration) {
+    let keys = uuids.iter().map(uuid::Uuid::to_string).collect();
+    backdate(db, "oban_producers", "updated_at", "uuid", keys, by).await;
+}
+
+async fn backdate(db: &Db, table: &str, column: &str, key: &str, keys: Vec<String>, by: Duration) {
+    let millis = i64::try_from(by.as_millis()).expect("a test's duration");
+    if let Some(pool) = db.pg_pool() {
+        // In the harness's prefix when it has one: the table is found through the search path.
+        let mut tx = pool.begin().await.unwrap();
+        sqlx::query("SELECT set_config('search_path', $1, true)")
+            .bind(db.prefix().name())
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        let sql = format!(
+            "UPDATE {table} SET {column} = {column} - $1 * interval '1 millisecond'
+             WHERE {key}::text = ANY($2)"
+        );
+        sqlx::query(&sql)
+            .bind(millis)
+            .bind(keys)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    } else if let Some(pool) = db.sqlite_pool() {
+        // Stored as text, `%Y-%m-%d %H:%M:%S.ffffff`.
+        let sql = format!(
+            "UPDATE {table}
+             SET {column} = strftime('%Y-%m-%d %H:%M:%f000', {column}, (-?1 / 1000.0) || ' seconds')
+             WHERE CAST({key} AS TEXT) IN (SELECT value FROM json_each(?2))"
+        );
+        sqlx::query(&sql)
+            .bind(millis)
+            .bind(json!(keys).to_string())
+            .execute(pool)
+            .await
+            .unwrap();
+    }
+}

@@ -7,7 +7,9 @@ use oban::{JobFilter, JobState, NewJob};
 use serde_json::json;
 
 use crate::harness::{Db, Kind};
-use crate::helpers::{ack, attempted_by, error_entry, fetch, finish_as, ids, ms};
+use crate::helpers::{
+    ack, attempted_by, backdate_jobs, backdate_producers, error_entry, fetch, finish_as, ids, ms,
+};
 
 pub(crate) async fn staging_makes_due_jobs_available_within_the_limit(kind: Kind) {
     let db = Db::new(kind).await;
@@ -93,16 +95,16 @@ pub(crate) async fn rescue_returns_orphaned_jobs_and_forgets_dead_producers(kind
             .unwrap();
         held.push(jobs[0].clone());
     }
-    // Not synchronisation: the producers' heartbeats and the attempts age past the 200 ms
-    // rescue threshold; then only `live` beats again.
-    tokio::time::sleep(ms(300)).await;
-    db.engine
-        .producer_heartbeat(live, "conformance", "q", json!({}))
-        .await
-        .unwrap();
+    // The dead producer's heartbeat and every attempt age past the one-minute rescue threshold,
+    // moved back in the table rather than waited for: `live` stays a minute inside it however
+    // slowly the statements run.
+    let threshold = ms(60_000);
+    let aged = ms(120_000);
+    backdate_producers(&db, &[dead], aged).await;
+    backdate_jobs(&db, "attempted_at", &ids(&held), aged).await;
     let rescued = db
         .engine
-        .job_rescue_orphaned(ms(200), ms(200))
+        .job_rescue_orphaned(threshold, threshold)
         .await
         .unwrap();
     assert_eq!(rescued, 3);
@@ -133,15 +135,13 @@ pub(crate) async fn rescue_returns_orphaned_jobs_and_forgets_dead_producers(kind
     // Rescued again later: the counter grows.
     let refetched = fetch(&db, "q1", 1).await;
     assert_eq!(refetched[0].attempt, 2);
-    // Not synchronisation: the dead producer stays silent past 3x the threshold (600 ms).
-    tokio::time::sleep(ms(700)).await;
-    db.engine
-        .producer_heartbeat(live, "conformance", "q", json!({}))
-        .await
-        .unwrap();
+    // Its claimant has no row: it is rescued once the attempt is old. The dead producer stays
+    // silent past 3x the threshold.
+    backdate_jobs(&db, "attempted_at", &ids(&refetched), aged).await;
+    backdate_producers(&db, &[dead], aged).await;
     assert_eq!(
         db.engine
-            .job_rescue_orphaned(ms(200), ms(200))
+            .job_rescue_orphaned(threshold, threshold)
             .await
             .unwrap(),
         1
@@ -159,7 +159,7 @@ pub(crate) async fn rescue_returns_orphaned_jobs_and_forgets_dead_producers(kind
     assert_eq!(producers, [live]);
     assert_eq!(
         db.engine
-            .job_rescue_orphaned(ms(200), ms(200))
+            .job_rescue_orphaned(threshold, threshold)
             .await
             .unwrap(),
         0

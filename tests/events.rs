@@ -1,12 +1,15 @@
 //! Issue 17: job and node events a subscriber receives. Each test runs a node on PostgreSQL and
 //! on SQLite, subscribes, and checks every event kind it provokes with its fields (job start and
 //! stop for each outcome, inserts, leadership gained at start and lost at shutdown, the notifier,
-//! staging and pruning); a subscriber that never reads must not slow a queue, and learns
+//! staging, pruning, rescues and cron inserts); a subscriber that never reads must not slow a queue, and learns
 //! afterwards how many events it missed.
 
 mod common;
 #[path = "conformance/harness.rs"]
 mod harness;
+#[path = "conformance/helpers.rs"]
+#[allow(dead_code)]
+mod helpers;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -20,6 +23,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::broadcast::Receiver;
 
 use harness::{Db, Kind};
+use helpers::{attempted_by, backdate_producers};
 
 /// How long the jobs here may take to run (they take milliseconds).
 const LIMIT: Duration = Duration::from_secs(20);
@@ -307,6 +311,73 @@ async fn staging_and_pruning_passes_are_events(kind: Kind) {
     oban.shutdown(Duration::from_secs(5)).await;
 }
 
+/// A producer that stopped heartbeating left a job executing: the lifeline's pass that makes it
+/// available again is an event with the count it rescued.
+async fn a_rescue_pass_is_an_event_with_its_count(kind: Kind) {
+    let db = Db::new(kind).await;
+    let builder =
+        builder(&db, "events").rescue(Duration::from_millis(100), Duration::from_secs(60));
+    let mut events = builder.events();
+    let oban = builder.start().await.expect("start the node");
+    // The dead producer's job is of a queue no producer here runs.
+    let dead = uuid::Uuid::new_v4();
+    db.engine
+        .producer_heartbeat(dead, "gone", "parked", serde_json::json!({}))
+        .await
+        .unwrap();
+    let job = db
+        .insert(JobBuilder::new(Quick {}).queue("parked").build().unwrap())
+        .await;
+    let claimed = db
+        .engine
+        .job_fetch_available("parked", 1, &attempted_by(&dead.to_string()), None)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    // Silent for two minutes, past the one-minute rescue age (moved back, not waited for).
+    backdate_producers(&db, &[dead], Duration::from_secs(120)).await;
+    let seen = receive_until(&mut events, |seen| {
+        seen.iter().any(|e| matches!(e, Event::Rescued { .. }))
+    })
+    .await;
+    assert!(seen.contains(&Event::Rescued { count: 1 }), "{seen:?}");
+    assert_eq!(db.job(job.id).await.state, JobState::Available);
+    oban.shutdown(Duration::from_secs(5)).await;
+}
+
+/// A cron entry that comes due inserts its job: an event with the count the pass inserted.
+/// The leader's first pass looks back over its catch-up window, so an every-minute entry is due
+/// at once; every pass until shutdown is counted against the jobs in the table.
+async fn a_cron_pass_is_an_event_with_its_count(kind: Kind) {
+    let db = Db::new(kind).await;
+    let builder =
+        builder(&db, "events").cron("* * * * *", JobBuilder::new(Quick {}).queue("parked"));
+    let mut events = builder.events();
+    let oban = builder.start().await.expect("start the node");
+    let seen = receive_until(&mut events, |seen| {
+        seen.iter().any(|e| matches!(e, Event::CronInserted { .. }))
+    })
+    .await;
+    oban.shutdown(Duration::from_secs(5)).await;
+    let mut all = seen.clone();
+    all.extend(std::iter::from_fn(|| events.try_recv().ok()));
+    let mut counts: Vec<usize> = all
+        .iter()
+        .filter_map(|e| match e {
+            Event::CronInserted { count } => Some(*count),
+            _ => None,
+        })
+        .collect();
+    assert!(counts[0] >= 1, "{seen:?}");
+    counts.retain(|count| *count > 0);
+    let inserted = db.count(JobFilter::new().queue("parked")).await;
+    assert_eq!(
+        counts.iter().sum::<usize>(),
+        inserted,
+        "the passes' counts are the jobs cron inserted"
+    );
+}
+
 mod postgres {
     use super::*;
 
@@ -323,6 +394,16 @@ mod postgres {
     #[tokio::test]
     async fn staging_and_pruning_passes_are_events() {
         super::staging_and_pruning_passes_are_events(Kind::Postgres).await;
+    }
+
+    #[tokio::test]
+    async fn a_rescue_pass_is_an_event_with_its_count() {
+        super::a_rescue_pass_is_an_event_with_its_count(Kind::Postgres).await;
+    }
+
+    #[tokio::test]
+    async fn a_cron_pass_is_an_event_with_its_count() {
+        super::a_cron_pass_is_an_event_with_its_count(Kind::Postgres).await;
     }
 }
 
@@ -342,6 +423,16 @@ mod sqlite {
     #[tokio::test]
     async fn staging_and_pruning_passes_are_events() {
         super::staging_and_pruning_passes_are_events(Kind::Sqlite).await;
+    }
+
+    #[tokio::test]
+    async fn a_rescue_pass_is_an_event_with_its_count() {
+        super::a_rescue_pass_is_an_event_with_its_count(Kind::Sqlite).await;
+    }
+
+    #[tokio::test]
+    async fn a_cron_pass_is_an_event_with_its_count() {
+        super::a_cron_pass_is_an_event_with_its_count(Kind::Sqlite).await;
     }
 }
 

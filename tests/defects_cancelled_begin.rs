@@ -7,7 +7,7 @@
 //!
 //! Each case catches the operation at its `BEGIN`: polled by hand until the server shows its
 //! session in a transaction whose last statement is `BEGIN`, then dropped before it reads the
-//! answer. A heartbeat written through the same pool (one connection) must then be visible from
+//! answer (see `drop_at_begin`). A heartbeat written through the same pool (one connection) must then be visible from
 //! another connection, and no session may be left in a transaction.
 
 mod common;
@@ -41,36 +41,45 @@ async fn one_connection(db: &str) -> PgPool {
     pool
 }
 
-/// The state and last statement of session `pid`.
-async fn session(observer: &PgPool, pid: i32) -> Option<(String, String)> {
-    sqlx::query_as("SELECT state, query FROM pg_stat_activity WHERE pid = $1")
-        .bind(pid)
-        .fetch_optional(observer)
-        .await
-        .unwrap()
+/// Where the operation's session stands: `Some(true)` inside a transaction whose last statement
+/// is `BEGIN`, `Some(false)` past it, `None` not in a transaction.
+async fn session_at_begin(observer: &PgPool) -> Option<bool> {
+    sqlx::query_scalar(
+        "SELECT bool_or(btrim(query) = 'BEGIN') FROM pg_stat_activity
+         WHERE datname = current_database() AND state LIKE 'idle in transaction%'",
+    )
+    .fetch_one(observer)
+    .await
+    .unwrap()
 }
 
-/// Polls `operation` (which runs on session `pid`) until the server has run its `BEGIN`, then
-/// drops it before it reads the answer.
-async fn drop_at_begin<T>(observer: &PgPool, pid: i32, operation: impl Future<Output = T>) {
-    let mut operation = pin!(operation);
-    for _ in 0..20 {
-        let polled = std::future::poll_fn(|cx| Poll::Ready(operation.as_mut().poll(cx).is_ready()));
-        assert!(
-            !polled.await,
-            "the operation ended before its BEGIN was answered"
-        );
-        let started = tokio::time::Instant::now();
-        while started.elapsed() < Duration::from_millis(500) {
-            if let Some((state, query)) = session(observer, pid).await {
-                if state == "idle in transaction" && query.trim() == "BEGIN" {
-                    return; // `operation` is dropped here, its BEGIN answered but unread
+/// Polls operations from `operation` until one is caught with its `BEGIN` run by the server and
+/// its answer unread, then drops it there. Only these polls drive an operation, but one poll can
+/// cover several round trips when the server answers fast, so an operation may get past its
+/// `BEGIN` unseen: it is dropped (a transaction sqlx knows of is rolled back) and another tried.
+async fn drop_at_begin<T, F: Future<Output = T>>(
+    observer: &PgPool,
+    mut operation: impl FnMut() -> F,
+) {
+    for _ in 0..200 {
+        let mut current = pin!(operation());
+        'polls: for _ in 0..20 {
+            let polled =
+                std::future::poll_fn(|cx| Poll::Ready(current.as_mut().poll(cx).is_ready()));
+            if polled.await {
+                break 'polls; // done without being caught: try another
+            }
+            let started = tokio::time::Instant::now();
+            while started.elapsed() < Duration::from_millis(200) {
+                match session_at_begin(observer).await {
+                    Some(true) => return,        // dropped here, its BEGIN answered but unread
+                    Some(false) => break 'polls, // past its BEGIN: try another
+                    None => tokio::time::sleep(Duration::from_millis(5)).await,
                 }
             }
-            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
-    panic!("the operation never reached its BEGIN");
+    panic!("no operation was caught at its BEGIN");
 }
 
 /// After the drop: a statement through `pool` is committed, and no session of the database is
@@ -111,34 +120,28 @@ async fn assert_pool_commits(pool: &PgPool, observer: &PgPool) {
     .await;
 }
 
-async fn setup() -> (PgPool, PgPool, i32) {
+async fn setup() -> (PgPool, PgPool) {
     let (observer, db) = common::empty_database().await;
     oban::migrate(&observer).await.expect("migrate");
     let pool = one_connection(&db).await;
-    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    (observer, pool, pid)
+    (observer, pool)
 }
 
 #[tokio::test]
 async fn an_election_dropped_at_its_begin_leaves_no_transaction_open() {
-    let (observer, pool, pid) = setup().await;
+    let (observer, pool) = setup().await;
     let engine = PostgresEngine::new(pool.clone());
-    drop_at_begin(
-        &observer,
-        pid,
-        engine.leader_elect("oban", "node", Duration::from_secs(30)),
-    )
+    drop_at_begin(&observer, || {
+        engine.leader_elect("oban", "node", Duration::from_secs(30))
+    })
     .await;
     assert_pool_commits(&pool, &observer).await;
 }
 
 #[tokio::test]
 async fn a_unique_insert_dropped_at_its_begin_leaves_no_transaction_open() {
-    let (observer, pool, pid) = setup().await;
+    let (observer, pool) = setup().await;
     let job = NewJob::new("Test.Unique", json!({"id": 1})).unique(UniqueOptions::new());
-    drop_at_begin(&observer, pid, oban::insert_all(&pool, vec![job])).await;
+    drop_at_begin(&observer, || oban::insert_all(&pool, vec![job.clone()])).await;
     assert_pool_commits(&pool, &observer).await;
 }

@@ -27,6 +27,7 @@
 //! | `latency` | one job at a time on an idle queue: from the insert call to the worker's first line |
 //! | `bloat` | `drain` with `--bloat-rows` (1,000,000) completed jobs already in the table |
 //! | `rss` | `drain` of 200,000 jobs at concurrency 100, for the node's peak memory |
+//! | `depth` | the depth gauges' query (`Engine::job_count_depths`) on a table of N rows (default 10,000,000: 95 % completed over five queues, some discarded and cancelled, a backlog of available, scheduled and retryable), against a plain `GROUP BY queue, state`; best of `--reps`, with the estimates' largest error |
 //!
 //! Completion is always read from the database: a job counts once its `completed` state is
 //! committed. Jobs that should run are pre-inserted with one SQL statement (`generate_series`), so
@@ -77,6 +78,7 @@ modes:
   latency         N samples (default 1000) of insert-to-start on an idle queue
   bloat           drain N with --bloat-rows completed jobs (default 1000000) in the table
   rss             drain N (default 200000) at concurrency 100; report peak memory
+  depth           the depth gauges' query on a table of N rows (default 10000000) vs GROUP BY
   sqlite-drain    drain N pre-inserted jobs on the SQLite engine (a temporary file)
 
 options:
@@ -172,10 +174,11 @@ enum Mode {
     Bloat,
     Rss,
     SqliteDrain,
+    Depth,
 }
 
 impl Mode {
-    const ALL: [Mode; 10] = [
+    const ALL: [Mode; 11] = [
         Mode::Insert,
         Mode::InsertUnique,
         Mode::InsertSingle,
@@ -186,6 +189,7 @@ impl Mode {
         Mode::Bloat,
         Mode::Rss,
         Mode::SqliteDrain,
+        Mode::Depth,
     ];
 
     /// The name on the command line and in the output.
@@ -201,6 +205,7 @@ impl Mode {
             Mode::Bloat => "bloat",
             Mode::Rss => "rss",
             Mode::SqliteDrain => "sqlite-drain",
+            Mode::Depth => "depth",
         }
     }
 
@@ -210,6 +215,7 @@ impl Mode {
             Mode::Single => 50_000,
             Mode::Latency => 1_000,
             Mode::Rss => 200_000,
+            Mode::Depth => 10_000_000,
             _ => 100_000,
         }
     }
@@ -1014,6 +1020,91 @@ async fn bench_sqlite_drain(options: &Options) -> BenchResult<Figures> {
         .rate("jobs_per_s", n, elapsed))
 }
 
+/// `depth`: the depth gauges' query against a plain grouped count, on a table of N rows.
+async fn bench_depth(pools: &Pools, options: &Options) -> BenchResult<Figures> {
+    use oban::engine::Engine;
+    use oban::engines::postgres::PostgresEngine;
+
+    let n = options.jobs as i64;
+    eprintln!("# filling the table with {n} rows");
+    // Of every 1000 rows: 950 completed, 10 discarded, 5 cancelled, 20 available, 10 scheduled,
+    // 5 retryable; the last 100 rows executing. Queues of unequal sizes, priorities 0 to 3.
+    sqlx::query(
+        "INSERT INTO oban_jobs (state, queue, worker, args, attempt, priority, scheduled_at,
+                                attempted_at, completed_at, discarded_at, cancelled_at)
+         SELECT s.state::oban_job_state,
+                (ARRAY['default','default','default','mailers','mailers','reports','webhooks',
+                       'exports'])[1 + (g * 7 / 3) % 8],
+                'Bench.Worker', jsonb_build_object('n', g),
+                CASE WHEN s.state IN ('available', 'scheduled') THEN 0 ELSE 1 END, (g / 7) % 4,
+                CASE s.state WHEN 'scheduled' THEN now() + g * interval '1 ms'
+                             WHEN 'retryable' THEN now() + interval '10 minutes'
+                             ELSE now() - interval '2 days' + g * interval '10 ms' END,
+                CASE WHEN s.state IN ('available', 'scheduled') THEN NULL
+                     ELSE now() - interval '1 day' END,
+                CASE WHEN s.state = 'completed' THEN now() - interval '1 day' END,
+                CASE WHEN s.state = 'discarded' THEN now() - interval '1 day' END,
+                CASE WHEN s.state = 'cancelled' THEN now() - interval '1 day' END
+         FROM generate_series(1, $1::int8) AS g
+         CROSS JOIN LATERAL (SELECT CASE
+           WHEN g > $1 - 100 THEN 'executing'
+           WHEN g % 1000 < 950 THEN 'completed'
+           WHEN g % 1000 < 960 THEN 'discarded'
+           WHEN g % 1000 < 965 THEN 'cancelled'
+           WHEN g % 1000 < 985 THEN 'available'
+           WHEN g % 1000 < 995 THEN 'scheduled'
+           ELSE 'retryable' END AS state) AS s",
+    )
+    .bind(n)
+    .execute(&pools.client)
+    .await?;
+    settle(&pools.client).await?;
+    let engine = PostgresEngine::new(pools.client.clone());
+    let bound = oban::measure::DEPTH_EXACT_UP_TO;
+    let mut best_depth = Duration::MAX;
+    let mut depths = oban::engine::QueueDepths::default();
+    for _ in 0..options.reps.max(1) {
+        let started = Instant::now();
+        depths = engine.job_count_depths(bound).await?;
+        best_depth = best_depth.min(started.elapsed());
+    }
+    let mut best_group = Duration::MAX;
+    let mut exact: Vec<(String, String, i64)> = Vec::new();
+    for _ in 0..options.reps.max(1) {
+        let started = Instant::now();
+        exact = sqlx::query_as(
+            "SELECT queue, state::text, count(*) FROM oban_jobs GROUP BY queue, state",
+        )
+        .fetch_all(&pools.client)
+        .await?;
+        best_group = best_group.min(started.elapsed());
+    }
+    // The largest relative error of a reported count against the true one.
+    let mut worst = 0.0f64;
+    for (queue, state, count) in &exact {
+        let reported = depths
+            .counts
+            .iter()
+            .find(|c| &c.queue == queue && c.state.as_str() == state)
+            .map_or(0, |c| c.count);
+        worst = worst.max((reported as f64 - *count as f64).abs() / *count as f64);
+    }
+    let estimated = depths.counts.iter().filter(|c| !c.exact).count();
+    Ok(Figures::new(options.mode)
+        .add("rows", n)
+        .add("reps", options.reps)
+        .add("exact_up_to", bound)
+        .add("pairs_exact", depths.counts.len() - estimated)
+        .add("pairs_estimated", estimated)
+        .ratio("worst_relative_error", worst)
+        .ms("depth_ms", best_depth)
+        .ms("group_by_ms", best_group)
+        .ratio(
+            "group_by_vs_depth",
+            best_group.as_secs_f64() / best_depth.as_secs_f64(),
+        ))
+}
+
 /// Runs the chosen mode in its own database and returns its figures.
 async fn run(options: &Options, db: &BenchDb) -> BenchResult<Figures> {
     let pools = Pools::open(db, options).await?;
@@ -1026,6 +1117,7 @@ async fn run(options: &Options, db: &BenchDb) -> BenchResult<Figures> {
         Mode::Single => bench_single(&pools, options).await,
         Mode::Latency => bench_latency(&pools, options).await,
         Mode::SqliteDrain => bench_sqlite_drain(options).await,
+        Mode::Depth => bench_depth(&pools, options).await,
     };
     pools.close().await;
     figures

@@ -24,6 +24,7 @@ use crate::error::Result;
 use crate::events::{Event, Events};
 use crate::maintenance::leader::{LeaderConfig, Leadership};
 use crate::maintenance::{cron, leader, lifeline, pruner, reindexer, stager};
+use crate::measure::{self, gauges};
 use crate::new_job::IntoNewJob;
 use crate::node::{Oban, Shared, Tasks};
 use crate::prefix::Prefix;
@@ -70,6 +71,7 @@ pub struct Builder {
     pool_size: Option<u32>,
     testing: Option<Testing>,
     events: Events,
+    metrics_interval: Duration,
 }
 
 impl Default for Builder {
@@ -99,6 +101,7 @@ impl Default for Builder {
             pool_size: None,
             testing: None,
             events: Events::default(),
+            metrics_interval: Duration::from_secs(15),
         }
     }
 }
@@ -321,6 +324,34 @@ impl Builder {
         self.events.subscribe()
     }
 
+    /// How often the node sets its gauges (default 15 s; 1 ms to a year; `Duration::MAX` never
+    /// does): its producers' running jobs and limits, whether it leads, and, on the Rust leader
+    /// only, every queue's depth by state and the age of its oldest available job, which cost
+    /// one query of the job table per interval (see [`crate::measure`] for the series and what
+    /// the query costs). Counters and histograms are recorded as jobs run, whatever this is.
+    ///
+    /// Metrics go to the recorder of the [`metrics`] facade: install one (a Prometheus
+    /// exporter, say) before `start`.
+    ///
+    /// ```no_run
+    /// # async fn example() -> oban_core::Result<()> {
+    /// use std::time::Duration;
+    /// use oban_core::Oban;
+    ///
+    /// let oban = Oban::builder()
+    ///     .queue("default", 10)
+    ///     .metrics_interval(Duration::from_secs(5))
+    ///     .start()
+    ///     .await?;
+    /// # let _ = oban;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn metrics_interval(mut self, interval: Duration) -> Self {
+        self.metrics_interval = interval;
+        self
+    }
+
     /// Builds a node for tests: [`Testing::Manual`] inserts jobs but runs no queues and no
     /// maintenance (drain them with [`drain_queue`](crate::testing::drain_queue)); `Inline` runs
     /// each job as it is inserted.
@@ -352,6 +383,7 @@ impl Builder {
             cron,
             reindex_due,
         } = self.check_config()?;
+        measure::describe();
         let node: Arc<str> = self.node.take().unwrap_or_else(default_node).into();
         let registry = Arc::new(registry);
         let state = Arc::new(mem::take(&mut self.state));
@@ -369,6 +401,7 @@ impl Builder {
             self.start_queues(&shared);
             background.push(self.start_leadership(&shared).await);
             background.extend(self.start_maintenance(&shared, cron, reindex_due));
+            background.extend(self.start_gauges(&shared));
             self.log_started(&shared);
         }
         let tasks = Tasks {
@@ -566,6 +599,17 @@ impl Builder {
             )));
         }
         tasks
+    }
+
+    /// Sets the gauges on the metrics interval (the returned task), unless it is `Duration::MAX`.
+    fn start_gauges(&self, shared: &Arc<Shared>) -> Option<JoinHandle<()>> {
+        (self.metrics_interval != Duration::MAX).then(|| {
+            tokio::spawn(gauges::run(
+                Arc::downgrade(shared),
+                self.metrics_interval,
+                shared.stop.clone(),
+            ))
+        })
     }
 
     fn log_started(&self, shared: &Shared) {

@@ -29,6 +29,7 @@ pub mod filter;
 pub mod insert;
 pub mod job;
 mod maintenance;
+pub mod measure;
 pub mod migrate;
 pub mod new_job;
 mod node;

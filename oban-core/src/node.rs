@@ -27,6 +27,7 @@ use crate::new_job::NewJob;
 use crate::notifier::{Command, Signal};
 use crate::prefix::Prefix;
 use crate::queue::completer::Completer;
+use crate::queue::load::QueueLoad;
 use crate::queue::producer::{self, Control, ProducerConfig};
 use crate::registry::Registry;
 use crate::state::StateMap;
@@ -93,6 +94,8 @@ const GIVE_UP_WAIT: Duration = Duration::from_millis(250);
 pub(crate) struct ProducerHandle {
     pub(crate) control: mpsc::UnboundedSender<Control>,
     wake: Arc<Notify>,
+    /// Its running jobs and limit, for the node's gauges.
+    pub(crate) load: Arc<QueueLoad>,
     pub(crate) task: JoinHandle<()>,
 }
 
@@ -118,6 +121,8 @@ impl Shared {
         };
         let (control, control_rx) = mpsc::unbounded_channel();
         let wake = Arc::new(Notify::new());
+        let load = Arc::new(QueueLoad::default());
+        load.set(0, limit);
         let task = tokio::spawn(producer::run(ProducerConfig {
             queue: queue.to_owned(),
             limit,
@@ -127,6 +132,7 @@ impl Shared {
             registry: Arc::clone(&self.registry),
             state: Arc::clone(&self.state),
             events: self.events.clone(),
+            load: Arc::clone(&load),
             completer,
             poll_interval: self.poll_interval,
             dispatch_cooldown: self.dispatch_cooldown,
@@ -140,6 +146,7 @@ impl Shared {
             ProducerHandle {
                 control,
                 wake,
+                load,
                 task,
             },
         );
@@ -299,6 +306,7 @@ impl Oban {
     /// (other nodes are woken by the insert's notification).
     pub async fn insert_all(&self, jobs: Vec<NewJob>) -> Result<Vec<Job>> {
         let inserted = self.inner.shared.engine.job_insert_many(jobs).await?;
+        crate::measure::jobs::jobs_inserted(&inserted);
         self.inner.shared.events.emit(|| {
             let mut queues: Vec<String> = Vec::new();
             let mut count = 0;

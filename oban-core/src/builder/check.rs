@@ -150,6 +150,13 @@ impl Builder {
             "with notifications, a long poll interval is fine",
         )?;
         interval("stage_interval", self.stage_interval, "")?;
+        if self.metrics_interval != Duration::MAX {
+            interval(
+                "metrics_interval",
+                self.metrics_interval,
+                "`Duration::MAX` never sets the gauges",
+            )?;
+        }
         interval("heartbeat_interval", self.heartbeat_interval, "")?;
         interval(
             "rescue(interval, ..)",
@@ -264,6 +271,21 @@ mod tests {
         let mut builder = Builder::default().prefix("tenant_a");
         assert!(builder.check_config().is_ok());
         assert_eq!(builder.schema.name(), "tenant_a");
+    }
+
+    #[test]
+    fn the_metrics_interval_is_bounded_and_max_means_never() {
+        let error = Builder::default()
+            .metrics_interval(Duration::ZERO)
+            .check_config()
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(error.contains("`metrics_interval`"), "{error}");
+        assert!(Builder::default()
+            .metrics_interval(Duration::MAX)
+            .check_config()
+            .is_ok());
     }
 
     #[test]

@@ -33,6 +33,7 @@
 
 mod ack;
 mod cursor;
+mod depth;
 pub(crate) mod insert;
 mod notifier;
 mod peer;
@@ -51,6 +52,7 @@ use crate::new_job::NewJob;
 pub use crate::notifier::{payload, Channel, Command, Notice, Signal};
 pub use ack::{is_data_error, Ack};
 pub use cursor::FetchCursor;
+pub use depth::{QueueDepths, StateCount};
 pub use notifier::{Notifier, StopSignal};
 pub use peer::Peer;
 pub use producer::{mark_producer_meta, ProducerInfo, PRODUCER_RUNTIME, PRODUCER_RUNTIME_KEY};
@@ -116,6 +118,15 @@ pub trait Engine: Notifier + Peer + Send + Sync + 'static {
     /// Deletes completed, cancelled and discarded jobs that finished more than `max_age` ago, at
     /// most `limit` of them; returns how many.
     async fn job_prune(&self, max_age: Duration, limit: u32) -> Result<u64>;
+
+    /// How many jobs each queue holds in each state, and the age of each queue's oldest
+    /// available job: what the depth gauges report (see [`crate::measure`]), computed on one
+    /// node per interval.
+    ///
+    /// Counts up to `exact_up_to` are exact; beyond it an engine may report an estimate (marked
+    /// in [`StateCount::exact`]) so that the call stays cheap on tables of tens of millions of
+    /// rows. Each engine documents what its numbers mean.
+    async fn job_count_depths(&self, exact_up_to: u64) -> Result<QueueDepths>;
 
     /// One job by id.
     async fn job_get(&self, id: i64) -> Result<Option<Job>>;

@@ -16,7 +16,9 @@ use chrono::Utc;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use crate::engine::{Ack, Engine, FetchCursor, Notifier, Peer, ProducerInfo, StopSignal};
+use crate::engine::{
+    Ack, Engine, FetchCursor, Notifier, Peer, ProducerInfo, QueueDepths, StateCount, StopSignal,
+};
 use crate::error::Result;
 use crate::events::Events;
 use crate::filter::{json_contains, JobFilter};
@@ -245,6 +247,27 @@ impl Engine for InlineEngine {
 
     async fn job_prune(&self, _max_age: Duration, _limit: u32) -> Result<u64> {
         Ok(0)
+    }
+
+    async fn job_count_depths(&self, _exact_up_to: u64) -> Result<QueueDepths> {
+        // Jobs held in memory: counted exactly. Inline jobs run at insert, so none waits.
+        let mut depths = QueueDepths::default();
+        for job in self.jobs().values() {
+            match depths
+                .counts
+                .iter_mut()
+                .find(|c| c.queue == job.queue && c.state == job.state)
+            {
+                Some(count) => count.count += 1,
+                None => depths.counts.push(StateCount {
+                    queue: job.queue.clone(),
+                    state: job.state,
+                    count: 1,
+                    exact: true,
+                }),
+            }
+        }
+        Ok(depths)
     }
 
     async fn schema_reindex(&self) -> Result<()> {

@@ -32,6 +32,7 @@ pub(crate) async fn run(
                 Ok(inserted) => {
                     tracing::debug!(inserted, "inserted cron jobs");
                     events.emit(|| Event::CronInserted { count: inserted });
+                    crate::measure::jobs::cron_inserted(inserted);
                 }
                 Err(error) => tracing::warn!(%error, "inserting cron jobs failed"),
             }

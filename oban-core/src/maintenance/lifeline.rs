@@ -76,6 +76,7 @@ pub(crate) async fn run(
                     "rescued executing jobs that no live producer holds"
                 );
                 events.emit(|| Event::Rescued { count: rescued });
+                crate::measure::jobs::jobs_rescued(rescued);
             }
             Err(error) => tracing::warn!(%error, "rescuing orphaned jobs failed"),
         }

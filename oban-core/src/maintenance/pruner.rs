@@ -56,6 +56,7 @@ pub(crate) async fn run(
             Ok(pruned) => {
                 tracing::debug!(pruned, "pruned finished jobs");
                 events.emit(|| Event::Pruned { count: pruned });
+                crate::measure::jobs::jobs_pruned(pruned);
             }
             Err(error) => tracing::warn!(%error, "pruning failed"),
         }

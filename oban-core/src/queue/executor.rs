@@ -12,8 +12,9 @@ use tracing::Instrument;
 use crate::backoff::Backoff;
 use crate::deferral::{self, Unrunnable};
 use crate::engine::Ack;
-use crate::events::{Events, JobOutcome};
+use crate::events::{self, Events, JobOutcome};
 use crate::job::{Job, JobState};
+use crate::measure::jobs as measure;
 use crate::registry::Registry;
 use crate::state::StateMap;
 use crate::worker::{JobError, Outcome};
@@ -91,6 +92,8 @@ pub(crate) async fn execute(
         }
         if let Some(outcome) = job_outcome(&ack) {
             let error = ack.error.is_some().then_some(error);
+            // Recorded before the event, so a subscriber that sees the stop sees it counted.
+            measure::job_stop(&job, outcome, elapsed, events::queue_time(&job, started_at));
             events.job_stop(&job, started_at, elapsed, outcome, error);
         }
         ack

@@ -6,4 +6,5 @@ pub(crate) mod ahead;
 pub(crate) mod completer;
 pub(crate) mod executor;
 pub(crate) mod held;
+pub(crate) mod load;
 pub(crate) mod producer;

@@ -16,6 +16,7 @@ use crate::queue::ahead::ClaimAhead;
 use crate::queue::completer::Completer;
 use crate::queue::executor;
 use crate::queue::held;
+use crate::queue::load::QueueLoad;
 use crate::registry::Registry;
 use crate::state::StateMap;
 
@@ -41,6 +42,8 @@ pub(crate) struct ProducerConfig {
     pub(crate) registry: Arc<Registry>,
     pub(crate) state: Arc<StateMap>,
     pub(crate) events: Events,
+    /// Where the node's gauges read the running jobs and the limit.
+    pub(crate) load: Arc<QueueLoad>,
     pub(crate) completer: Completer,
     pub(crate) poll_interval: Duration,
     /// While jobs run, how long demand may accumulate before a fetch (Oban's dispatch cooldown):
@@ -337,6 +340,7 @@ pub(crate) async fn run(mut config: ProducerConfig) {
     beat(&config, uuid, &mut slots, true).await;
 
     while deadline.is_none() {
+        config.load.set(slots.tasks.len(), config.limit);
         // Start a fetch when demand and the rules allow.
         let mut cooldown_until: Option<Instant> = None;
         let demand = slots.demand(&config);
@@ -501,6 +505,7 @@ pub(crate) async fn run(mut config: ProducerConfig) {
             &config,
         );
     }
+    config.load.set(0, config.limit);
     if abandoned_fetch {
         tracing::debug!(queue = %config.queue, "producer stopped; its heartbeat row stays for the lifeline");
         return;

@@ -3,13 +3,14 @@
 //! One file per concern: `schema` (migrations, reindexing), `insert` (the statements of the
 //! shared insert algorithm, and inserts through pools and transactions), `notify` (LISTEN/NOTIFY
 //! and the insert notifications), `fetch` (the claim), `ack` (outcomes), `maintenance` (stage,
-//! rescue, prune), `query` (jobs by id and filter, bulk retry, cancel, delete), `peer` (leader
+//! rescue, prune), `depth` (queue depths for the gauges), `query` (jobs by id and filter, bulk retry, cancel, delete), `peer` (leader
 //! election and producer heartbeats), `row` (the job columns and their decoding).
 //!
 //! Timestamps are `timestamp without time zone` holding UTC, as in Elixir Oban's schema; the
 //! database clock (`timezone('UTC', now())`) is the only clock used for scheduling decisions.
 
 mod ack;
+mod depth;
 mod fetch;
 mod insert;
 mod lease;
@@ -27,7 +28,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 use sqlx::postgres::PgPool;
 
-use crate::engine::{Ack, Engine, FetchCursor, ProducerInfo};
+use crate::engine::{Ack, Engine, FetchCursor, ProducerInfo, QueueDepths};
 use crate::error::Result;
 use crate::filter::JobFilter;
 use crate::job::Job;
@@ -120,6 +121,10 @@ impl Engine for PostgresEngine {
 
     async fn job_prune(&self, max_age: Duration, limit: u32) -> Result<u64> {
         maintenance::prune(&self.pool, self.prefix, max_age, limit).await
+    }
+
+    async fn job_count_depths(&self, exact_up_to: u64) -> Result<QueueDepths> {
+        depth::count_depths(&self.pool, self.prefix, exact_up_to).await
     }
 
     async fn job_get(&self, id: i64) -> Result<Option<Job>> {

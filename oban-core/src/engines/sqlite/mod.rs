@@ -60,6 +60,7 @@
 //!   apart, so give each instance its own database file instead.
 
 mod ack;
+mod depth;
 mod fetch;
 mod hub;
 mod insert;
@@ -82,7 +83,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Connection, SqliteConnection};
 
-use crate::engine::{Ack, Engine, FetchCursor, ProducerInfo};
+use crate::engine::{Ack, Engine, FetchCursor, ProducerInfo, QueueDepths};
 use crate::error::{Error, Result};
 use crate::filter::JobFilter;
 use crate::job::Job;
@@ -238,6 +239,10 @@ impl Engine for SqliteEngine {
 
     async fn job_prune(&self, max_age: Duration, limit: u32) -> Result<u64> {
         maintenance::prune(self, max_age, limit).await
+    }
+
+    async fn job_count_depths(&self, _exact_up_to: u64) -> Result<QueueDepths> {
+        depth::count_depths(self).await
     }
 
     async fn job_get(&self, id: i64) -> Result<Option<Job>> {

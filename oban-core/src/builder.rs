@@ -72,6 +72,8 @@ pub struct Builder {
     testing: Option<Testing>,
     events: Events,
     metrics_interval: Duration,
+    #[cfg(feature = "prometheus")]
+    prometheus: Option<String>,
 }
 
 impl Default for Builder {
@@ -102,6 +104,8 @@ impl Default for Builder {
             testing: None,
             events: Events::default(),
             metrics_interval: Duration::from_secs(15),
+            #[cfg(feature = "prometheus")]
+            prometheus: None,
         }
     }
 }
@@ -352,6 +356,34 @@ impl Builder {
         self
     }
 
+    /// Serves every metric of this process at `http://{addr}/metrics` in Prometheus' text
+    /// format while the node runs (feature `prometheus`; see [`crate::prometheus`]). `addr` is a
+    /// `host:port` such as `"0.0.0.0:9568"` (9568 is the port commonly given to Oban exporters);
+    /// port 0 picks a free one, which [`Oban::prometheus_addr`](crate::Oban::prometheus_addr)
+    /// tells. A node in [testing](Self::testing) mode serves nothing.
+    ///
+    /// `start` fails if the address cannot be bound, or if the process already has another
+    /// `metrics` recorder (then Oban's series already go to it: leave this option out).
+    ///
+    /// ```no_run
+    /// # async fn example() -> oban_core::Result<()> {
+    /// use oban_core::Oban;
+    ///
+    /// let oban = Oban::builder()
+    ///     .queue("default", 10)
+    ///     .prometheus("127.0.0.1:9568")
+    ///     .start()
+    ///     .await?;
+    /// // curl http://127.0.0.1:9568/metrics
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "prometheus")]
+    pub fn prometheus(mut self, addr: impl Into<String>) -> Self {
+        self.prometheus = Some(addr.into());
+        self
+    }
+
     /// Builds a node for tests: [`Testing::Manual`] inserts jobs but runs no queues and no
     /// maintenance (drain them with [`drain_queue`](crate::testing::drain_queue)); `Inline` runs
     /// each job as it is inserted.
@@ -383,8 +415,14 @@ impl Builder {
             cron,
             reindex_due,
         } = self.check_config()?;
-        measure::describe();
         let node: Arc<str> = self.node.take().unwrap_or_else(default_node).into();
+        #[cfg(feature = "prometheus")]
+        let prometheus = match (&self.prometheus, self.testing) {
+            (Some(addr), None) => Some(crate::prometheus::bind(addr).await?),
+            _ => None,
+        };
+        // After the Prometheus recorder is installed, so the descriptions reach it.
+        measure::describe();
         let registry = Arc::new(registry);
         let state = Arc::new(mem::take(&mut self.state));
         let (pool, engine) = self.open_engine(&registry, &state, &node).await?;
@@ -393,6 +431,11 @@ impl Builder {
         let (completer, completer_task) = Completer::start(Arc::clone(&engine), give_up_rx);
         let shared = Arc::new(self.shared(engine, registry, state, node, completer, stop_rx));
         let mut background = Vec::new();
+        #[cfg(feature = "prometheus")]
+        if let Some(listener) = prometheus {
+            shared.set_prometheus_addr(listener.addr);
+            background.push(listener.serve(shared.stop.clone()));
+        }
         if let Some(mode) = self.testing {
             tracing::info!(node = %shared.node, ?mode, "oban started in testing mode: no queues, no maintenance");
         } else {
@@ -469,6 +512,8 @@ impl Builder {
             leadership: Arc::new(Leadership::default()),
             notifications: AtomicBool::new(false),
             stop,
+            #[cfg(feature = "prometheus")]
+            prometheus_addr: std::sync::OnceLock::new(),
         }
     }
 

@@ -35,6 +35,8 @@ pub mod new_job;
 mod node;
 mod notifier;
 pub mod prefix;
+#[cfg(feature = "prometheus")]
+pub mod prometheus;
 mod queue;
 pub mod registry;
 pub mod state;

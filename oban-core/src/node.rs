@@ -85,6 +85,9 @@ pub(crate) struct Shared {
     pub(crate) leadership: Arc<Leadership>,
     pub(crate) notifications: AtomicBool,
     pub(crate) stop: StopSignal,
+    /// Where this node serves Prometheus metrics, once bound.
+    #[cfg(feature = "prometheus")]
+    pub(crate) prometheus_addr: std::sync::OnceLock<std::net::SocketAddr>,
 }
 
 /// How long a completer told to give up may take to notice before it is aborted.
@@ -109,6 +112,11 @@ pub(crate) struct Tasks {
 }
 
 impl Shared {
+    #[cfg(feature = "prometheus")]
+    pub(crate) fn set_prometheus_addr(&self, addr: std::net::SocketAddr) {
+        let _ = self.prometheus_addr.set(addr);
+    }
+
     /// Starts a producer for `queue` unless it runs already or the node is stopping; returns
     /// whether it started.
     pub(crate) fn start_producer(self: &Arc<Self>, queue: &str, limit: u32, paused: bool) -> bool {
@@ -198,6 +206,14 @@ impl Oban {
     /// This node's name (stored in `attempted_by`).
     pub fn node(&self) -> &str {
         &self.inner.shared.node
+    }
+
+    /// The address this node serves Prometheus metrics on
+    /// ([`Builder::prometheus`](crate::Builder::prometheus)), with the port the system chose when
+    /// the option asked for port 0; `None` without the option, or in testing mode.
+    #[cfg(feature = "prometheus")]
+    pub fn prometheus_addr(&self) -> Option<std::net::SocketAddr> {
+        self.inner.shared.prometheus_addr.get().copied()
     }
 
     /// The schema prefix this node's tables and channels live in (default `public`).

@@ -126,6 +126,9 @@ fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64>
         .map(|s| s.value)
 }
 
+/// A series (name and the labels it must have) and the value it must show.
+type Expected<'a> = (&'a str, Vec<(&'a str, &'a str)>, f64);
+
 async fn scrape_shows_counters_a_histogram_and_depth_gauges(kind: Kind) {
     let db = Db::new(kind).await;
     let queue = format!("prom_{kind:?}").to_lowercase();
@@ -173,7 +176,7 @@ async fn scrape_shows_counters_a_histogram_and_depth_gauges(kind: Kind) {
     }
 
     let q = queue.as_str();
-    let expected: Vec<(&str, Vec<(&str, &str)>, f64)> = vec![
+    let expected: Vec<Expected<'_>> = vec![
         (
             "oban_jobs_total",
             vec![

@@ -7,3 +7,4 @@ pub(crate) mod completer;
 pub(crate) mod executor;
 pub(crate) mod held;
 pub(crate) mod producer;
+pub(crate) mod span;

@@ -109,6 +109,15 @@
 //!
 //! The details are in the docs of `oban_core`'s `maintenance/leader.rs`.
 //!
+//! # Traces
+//!
+//! Each attempt runs in a `tracing` span `oban.job` with `job.id`, `job.worker`, `job.queue`,
+//! `job.attempt`, and records `job.queue_time_ms` as it starts, `job.outcome` and
+//! `job.duration_ms` as it ends. With the `opentelemetry` feature and a `tracing-opentelemetry`
+//! layer, the trace context at insert is kept in the job's meta (W3C `traceparent`, the keys
+//! Elixir's `OpentelemetryOban` uses) and becomes the parent of that span on whichever node
+//! runs the job, so a request and the jobs it enqueued are one trace. See [`trace_context`].
+//!
 //! # Testing
 //!
 //! [`testing`] has the helpers, and the way we recommend to test:

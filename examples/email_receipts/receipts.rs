@@ -33,6 +33,8 @@ impl fmt::Display for MailError {
     }
 }
 
+impl std::error::Error for MailError {}
+
 /// A stand-in for an email API. Its behaviour follows the recipient's address so runs are
 /// reproducible: `flaky-*` fails once then works, `busy-*` is rate limited once, anything
 /// without an `@` is rejected, everything else is delivered.

@@ -269,7 +269,8 @@ impl std::fmt::Debug for Events {
     }
 }
 
-/// How long `job` waited before an attempt that started at `started_at`.
+/// How long `job` waited for an attempt that started at `started_at`: from its `scheduled_at`,
+/// zero if it started early.
 pub(crate) fn queue_time(job: &Job, started_at: DateTime<Utc>) -> Duration {
     (started_at - job.scheduled_at).to_std().unwrap_or_default()
 }

@@ -41,6 +41,7 @@ mod queue;
 pub mod registry;
 pub mod state;
 pub mod testing;
+pub mod trace_context;
 pub mod unique;
 pub mod worker;
 

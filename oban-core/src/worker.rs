@@ -194,28 +194,98 @@ pub enum Outcome {
     Cancel(String),
 }
 
-/// A failed attempt: the message is kept in the job's `errors`, with any NUL character (`\0`),
-/// which PostgreSQL's `jsonb` cannot hold, stored as U+FFFD (`�`) on every engine.
+/// A failed attempt: its message, with the error's whole source chain, is kept in the job's
+/// `errors` (any NUL character (`\0`), which PostgreSQL's `jsonb` cannot hold, stored as U+FFFD
+/// (`�`) on every engine).
+///
+/// An error a worker returns keeps its chain of [`source`](std::error::Error::source)s: the
+/// message is every level joined with `": "`, top first, as `anyhow` prints `{:#}`. A level
+/// whose text the message so far already ends with (an error that writes its source into its
+/// own message, as `#[error("fetching the rates: {0}")]` does) is not repeated:
+///
+/// ```
+/// use std::fmt;
+/// use oban_core::JobError;
+///
+/// #[derive(Debug)]
+/// struct Upload(std::io::Error);
+///
+/// impl fmt::Display for Upload {
+///     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+///         f.write_str("uploading the invoice")
+///     }
+/// }
+///
+/// impl std::error::Error for Upload {
+///     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+///         Some(&self.0)
+///     }
+/// }
+///
+/// let io = std::io::Error::new(std::io::ErrorKind::TimedOut, "connection timed out");
+/// let error = JobError::from_error(&Upload(io));
+/// assert_eq!(error.message(), "uploading the invoice: connection timed out");
+/// assert_eq!(error.chain().collect::<Vec<_>>(), ["uploading the invoice", "connection timed out"]);
+///
+/// assert_eq!(JobError::new("the provider is down").message(), "the provider is down");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobError {
+    /// The chain joined, as stored.
     message: String,
+    /// Each level's own message, top first.
+    chain: Vec<String>,
 }
 
 impl JobError {
-    /// An error with this message.
+    /// An error with this message and no source.
     pub fn new(message: impl Into<String>) -> Self {
+        let message = message.into();
         Self {
-            message: message.into(),
+            chain: vec![message.clone()],
+            message,
         }
     }
 
-    /// The message stored in the job's `errors`.
+    /// An error with the message of `error` and of each of its sources, as a worker's `Err`
+    /// records it. A `JobError` is taken as it is.
+    pub fn from_error(error: &(dyn std::error::Error + 'static)) -> Self {
+        if let Some(job_error) = error.downcast_ref::<JobError>() {
+            return job_error.clone();
+        }
+        let mut chain = Vec::new();
+        let mut message = String::new();
+        let mut level = Some(error);
+        while let Some(error) = level {
+            let text = error.to_string();
+            if chain.is_empty() {
+                message.push_str(&text);
+            } else if !text.is_empty() && !message.ends_with(text.as_str()) {
+                if !message.is_empty() {
+                    message.push_str(": ");
+                }
+                message.push_str(&text);
+            }
+            chain.push(text);
+            level = error.source();
+        }
+        Self { message, chain }
+    }
+
+    /// The message stored in the job's `errors`: the whole chain, `"top: cause: root"`.
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// The message of each level of the error, top first, as each wrote it: one for an error
+    /// made with [`JobError::new`].
+    pub fn chain(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        self.chain.iter().map(String::as_str)
     }
 }
 
 impl fmt::Display for JobError {
+    /// The whole chain: this error's `source` is `None`, as its message includes its sources.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
     }
@@ -224,11 +294,14 @@ impl fmt::Display for JobError {
 impl std::error::Error for JobError {}
 
 /// Return types a worker fn may have: `()`, [`Outcome`], `Result<(), E>` and `Result<Outcome, E>`
-/// for any `E: Display`.
+/// where `E` is any error that is `Send + Sync` (its [`source`](std::error::Error::source) chain
+/// is recorded, see [`JobError`]), [`JobError`], `Box<dyn Error + Send + Sync>`,
+/// `anyhow::Error`, a `String` or a `&'static str`: whatever converts into
+/// `Box<dyn std::error::Error + Send + Sync>`.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a return type a worker can have",
     label = "unsupported worker return type",
-    note = "return `()`, `Outcome`, `Result<(), E>` or `Result<Outcome, E>` where `E: Display`"
+    note = "return `()`, `Outcome`, `Result<(), E>` or `Result<Outcome, E>` where `E` is an error (`std::error::Error + Send + Sync`), `anyhow::Error`, `String` or `&str`"
 )]
 pub trait IntoJobResult {
     /// Maps the value to an outcome or a failure.
@@ -247,17 +320,30 @@ impl IntoJobResult for Outcome {
     }
 }
 
-impl<E: fmt::Display> IntoJobResult for Result<(), E> {
+impl<E> IntoJobResult for Result<(), E>
+where
+    E: Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+{
     fn into_job_result(self) -> Result<Outcome, JobError> {
-        self.map(|()| Outcome::Complete)
-            .map_err(|e| JobError::new(e.to_string()))
+        self.map(|()| Outcome::Complete).map_err(job_error)
     }
 }
 
-impl<E: fmt::Display> IntoJobResult for Result<Outcome, E> {
+impl<E> IntoJobResult for Result<Outcome, E>
+where
+    E: Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+{
     fn into_job_result(self) -> Result<Outcome, JobError> {
-        self.map_err(|e| JobError::new(e.to_string()))
+        self.map_err(job_error)
     }
+}
+
+/// What a worker's error converts into on its way to a [`JobError`].
+type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+fn job_error(error: impl Into<BoxError>) -> JobError {
+    let error: BoxError = error.into();
+    JobError::from_error(&*error)
 }
 
 /// What a running attempt can see: the job row and the node's registered state.
@@ -303,5 +389,94 @@ impl fmt::Debug for JobContext {
         f.debug_struct("JobContext")
             .field("job", &self.job)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error;
+
+    use super::*;
+
+    /// An error with a message of its own and an optional source.
+    #[derive(Debug)]
+    struct Layer {
+        message: &'static str,
+        source: Option<Box<Layer>>,
+    }
+
+    impl Layer {
+        fn chain(messages: &[&'static str]) -> Self {
+            let (message, rest) = messages.split_first().expect("a message");
+            Self {
+                message,
+                source: (!rest.is_empty()).then(|| Box::new(Self::chain(rest))),
+            }
+        }
+    }
+
+    impl fmt::Display for Layer {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.message)
+        }
+    }
+
+    impl Error for Layer {
+        fn source(&self) -> Option<&(dyn Error + 'static)> {
+            self.source.as_deref().map(|s| s as &(dyn Error + 'static))
+        }
+    }
+
+    fn failure(result: impl IntoJobResult) -> JobError {
+        result.into_job_result().expect_err("a failure")
+    }
+
+    #[test]
+    fn a_worker_error_keeps_its_whole_source_chain() {
+        let error = failure(Err::<(), _>(Layer::chain(&[
+            "charging the card",
+            "the payment provider refused",
+            "connection reset",
+        ])));
+        assert_eq!(
+            error.message(),
+            "charging the card: the payment provider refused: connection reset"
+        );
+        assert_eq!(error.chain().len(), 3);
+        assert_eq!(error.to_string(), error.message());
+    }
+
+    #[test]
+    fn a_source_the_message_already_ends_with_is_not_repeated() {
+        let error = JobError::from_error(&Layer::chain(&[
+            "fetching the rates: timed out",
+            "timed out",
+            "os error 110",
+        ]));
+        assert_eq!(
+            error.message(),
+            "fetching the rates: timed out: os error 110"
+        );
+        assert_eq!(
+            error.chain().collect::<Vec<_>>(),
+            ["fetching the rates: timed out", "timed out", "os error 110"]
+        );
+    }
+
+    #[test]
+    fn strings_job_errors_and_boxed_errors_are_errors_too() {
+        assert_eq!(failure(Err::<(), _>("no stock")).message(), "no stock");
+        assert_eq!(
+            failure(Err::<Outcome, _>(String::from("no stock"))).message(),
+            "no stock"
+        );
+        let kept = JobError::from_error(&Layer::chain(&["top", "root"]));
+        assert_eq!(failure(Err::<(), _>(kept.clone())), kept);
+        let boxed: Box<dyn Error + Send + Sync> = Box::new(Layer::chain(&["top", "root"]));
+        assert_eq!(failure(Err::<(), _>(boxed)).message(), "top: root");
+        assert_eq!(
+            JobError::new("plain").chain().collect::<Vec<_>>(),
+            ["plain"]
+        );
     }
 }

@@ -50,6 +50,8 @@ use proc_macro::TokenStream;
 ///     }
 /// }
 ///
+/// impl std::error::Error for MailError {}
+///
 /// /// Sends the receipt of an order.
 /// #[worker(queue = "mailers", max_attempts = 10, unique(period = 300, keys = [order_id]))]
 /// pub async fn send_receipt(
@@ -157,8 +159,11 @@ use proc_macro::TokenStream;
 ///
 /// # Return type
 ///
-/// `()`, `Outcome`, `Result<(), E>` or `Result<Outcome, E>` with `E: Display`. `Ok` / `()`
-/// completes the job; an `Err` is a failed attempt, retried with backoff until `max_attempts`.
+/// `()`, `Outcome`, `Result<(), E>` or `Result<Outcome, E>` where `E` is an error
+/// (`std::error::Error + Send + Sync`, `anyhow::Error`, `Box<dyn Error + Send + Sync>`,
+/// `JobError`) or a `String` / `&str`. `Ok` / `()` completes the job; an `Err` is a failed
+/// attempt, retried with backoff until `max_attempts`, and recorded in the job's `errors` with
+/// its whole source chain (`"top: cause: root"`).
 ///
 /// # Options
 ///

@@ -4,7 +4,8 @@
 //! every engine gives the guarantees [`crate::unique`] describes:
 //!
 //! 1. **Prepare**: validate each job, record its unique states in `meta.uniq_states`, compute
-//!    its key.
+//!    its key, then write the caller's trace context into its meta (with the `opentelemetry`
+//!    feature, see [`crate::trace_context`]).
 //! 2. Without keys, **one insert statement** and done. [`InsertStatements::insert_rows`] is
 //!    then given no key at all, and an engine's statement for it names no key column: such
 //!    inserts work on a schema another Oban implementation installed and this runtime never
@@ -28,6 +29,7 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 use crate::job::{Job, JobState};
 use crate::new_job::NewJob;
+use crate::trace_context;
 use crate::unique::{unique_key, ReplaceField, UniqueTimestamp};
 
 /// How many times a unique insert tries again when key holders change state under it.
@@ -225,6 +227,10 @@ impl Prepared {
             .iter()
             .map(|job| job.unique.as_ref().map(|u| unique_key(job, u)))
             .collect();
+        // After the keys: a unique check on all of `meta` must not see the trace context.
+        for job in &mut jobs {
+            trace_context::inject(&mut job.meta);
+        }
         Ok(Self { jobs, keys })
     }
 

@@ -28,6 +28,7 @@ use crate::notifier::{Channel, Notice};
 use crate::queue::executor;
 use crate::registry::Registry;
 use crate::state::StateMap;
+use crate::trace_context;
 
 /// Runs jobs at insert and keeps them in memory.
 pub struct InlineEngine {
@@ -123,8 +124,9 @@ impl Engine for InlineEngine {
 
     async fn job_insert_many(&self, jobs: Vec<NewJob>) -> Result<Vec<Job>> {
         let mut done = Vec::with_capacity(jobs.len());
-        for new in jobs {
+        for mut new in jobs {
             new.validate()?;
+            trace_context::inject(&mut new.meta);
             let now = Utc::now();
             let job = Job {
                 id: self.next_id.fetch_add(1, Ordering::Relaxed),

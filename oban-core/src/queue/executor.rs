@@ -12,9 +12,10 @@ use tracing::Instrument;
 use crate::backoff::Backoff;
 use crate::deferral::{self, Unrunnable};
 use crate::engine::Ack;
-use crate::events::{self, Events, JobOutcome};
+use crate::events::{queue_time, Events, JobOutcome};
 use crate::job::{Job, JobState};
 use crate::measure::jobs as measure;
+use crate::queue::span;
 use crate::registry::Registry;
 use crate::state::StateMap;
 use crate::worker::{JobError, Outcome};
@@ -43,16 +44,12 @@ pub(crate) async fn execute(
     node: Arc<str>,
     events: Events,
 ) -> Ack {
-    let span = tracing::info_span!(
-        "oban.job",
-        job.id = job.id,
-        job.worker = %job.worker,
-        job.queue = %job.queue,
-        job.attempt = job.attempt,
-    );
+    let span = span::job_span(&job);
+    let fields = span.clone();
     async move {
         let started = Instant::now();
         let started_at = chrono::Utc::now();
+        span::record_start(&fields, queue_time(&job, started_at));
         events.job_start(&job, started_at);
         let job = Arc::new(job);
         // A panic anywhere on the attempt's path (decoding the args, the worker, a custom backoff,
@@ -91,9 +88,11 @@ pub(crate) async fn execute(
             _ => {}
         }
         if let Some(outcome) = job_outcome(&ack) {
+            let failed = matches!(outcome, JobOutcome::Retryable | JobOutcome::Discarded);
+            span::record_end(&fields, outcome, elapsed, failed.then_some(error));
             let error = ack.error.is_some().then_some(error);
             // Recorded before the event, so a subscriber that sees the stop sees it counted.
-            measure::job_stop(&job, outcome, elapsed, events::queue_time(&job, started_at));
+            measure::job_stop(&job, outcome, elapsed, queue_time(&job, started_at));
             events.job_stop(&job, started_at, elapsed, outcome, error);
         }
         ack

@@ -8,3 +8,4 @@ pub(crate) mod executor;
 pub(crate) mod held;
 pub(crate) mod load;
 pub(crate) mod producer;
+pub(crate) mod span;

@@ -42,6 +42,8 @@ impl fmt::Display for MailError {
     }
 }
 
+impl std::error::Error for MailError {}
+
 /// Sends the receipt.
 ///
 /// # Errors

@@ -1,4 +1,5 @@
-//! Each accepted return type: `()`, `Outcome`, `Result<(), E>`, `Result<Outcome, E>`.
+//! Each accepted return type: `()`, `Outcome`, `Result<(), E>`, `Result<Outcome, E>`, with `E` an
+//! error, `JobError`, `String`, `&str` or a boxed error.
 #![deny(warnings, clippy::pedantic)]
 
 use std::fmt;
@@ -13,6 +14,8 @@ impl fmt::Display for Failure {
         f.write_str("failure")
     }
 }
+
+impl std::error::Error for Failure {}
 
 #[worker]
 async fn returns_unit(n: i64) {
@@ -64,6 +67,24 @@ async fn returns_string_error(n: i64) -> Result<Outcome, String> {
     }
 }
 
+#[worker]
+async fn returns_str_error(n: i64) -> Result<(), &'static str> {
+    if n > 0 {
+        Ok(())
+    } else {
+        Err("negative")
+    }
+}
+
+#[worker]
+async fn returns_boxed_error(n: i64) -> Result<Outcome, Box<dyn std::error::Error + Send + Sync>> {
+    if n > 0 {
+        Ok(Outcome::Complete)
+    } else {
+        Err(Box::new(Failure))
+    }
+}
+
 fn main() {
     let _ = (
         ReturnsUnit::new(1),
@@ -72,5 +93,7 @@ fn main() {
         ReturnsResultOutcome::new(1),
         ReturnsJobError::new(1),
         ReturnsStringError::new(1),
+        ReturnsStrError::new(1),
+        ReturnsBoxedError::new(1),
     );
 }

@@ -97,6 +97,9 @@ options:
   --no-notify        the node does not LISTEN: it finds jobs by polling
   --events           a task subscribes to the node's events and reads every one; drain and
                      bloat report how many it saw and missed (to compare with and without)
+  --metrics          (needs `--features prometheus`) the node serves Prometheus metrics (gauges
+                     every 15 s, the default), and a task scrapes /metrics every second;
+                     drain and bloat report the scrapes
 
 Numbers may contain underscores (100_000). DATABASE_URL picks the server.
 Output: one line `bench mode=... key=value ...` on stdout.";
@@ -271,6 +274,7 @@ struct Options {
     keep_db: bool,
     notifications: bool,
     events: bool,
+    metrics: bool,
 }
 
 impl Options {
@@ -298,6 +302,7 @@ impl Options {
             keep_db: false,
             notifications: true,
             events: false,
+            metrics: false,
         };
         while let Some(arg) = args.next() {
             let (flag, inline) = match arg.split_once('=') {
@@ -321,6 +326,12 @@ impl Options {
                 "--poll-ms" => options.poll = Duration::from_millis(number(&flag, &value()?)?),
                 "--no-notify" => options.notifications = false,
                 "--events" => options.events = true,
+                "--metrics" if cfg!(feature = "prometheus") => options.metrics = true,
+                "--metrics" => {
+                    return Err("`--metrics` needs the Prometheus exporter: run with \
+                                `--features prometheus`"
+                        .to_owned())
+                }
                 "--bloat-rows" => options.bloat_rows = number(&flag, &value()?)?,
                 "--reps" => options.reps = number(&flag, &value()?)?,
                 "--timeout-s" => options.timeout = Duration::from_secs(number(&flag, &value()?)?),
@@ -543,8 +554,40 @@ async fn start_node(pool: &PgPool, options: &Options, concurrency: u32) -> Bench
             }
         });
     }
+    #[cfg(feature = "prometheus")]
+    if options.metrics {
+        let oban = builder.prometheus("127.0.0.1:0").start().await?;
+        let addr = oban.prometheus_addr().expect("the node serves metrics");
+        tokio::spawn(scrape_every_second(addr));
+        return Ok(oban);
+    }
     Ok(builder.start().await?)
 }
+
+/// With `--metrics`, reads `/metrics` every second as Prometheus would, counting the scrapes
+/// in [`SCRAPES`].
+#[cfg(feature = "prometheus")]
+async fn scrape_every_second(addr: std::net::SocketAddr) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let request = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        every.tick().await;
+        let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else {
+            return;
+        };
+        let mut response = Vec::new();
+        if stream.write_all(request.as_bytes()).await.is_ok()
+            && stream.read_to_end(&mut response).await.is_ok()
+            && response.starts_with(b"HTTP/1.1 200")
+        {
+            SCRAPES.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Successful scrapes of `/metrics` with `--metrics`.
+static SCRAPES: AtomicU64 = AtomicU64::new(0);
 
 /// Events read by the `--events` subscriber.
 static EVENTS_SEEN: AtomicU64 = AtomicU64::new(0);
@@ -850,6 +893,11 @@ async fn bench_drain(pools: &Pools, options: &Options) -> BenchResult<Figures> {
             .add("events_missed", EVENTS_MISSED.load(Ordering::Relaxed))
     } else {
         figures.add("events", "off")
+    };
+    let figures = if options.metrics {
+        figures.add("scrapes", SCRAPES.load(Ordering::Relaxed))
+    } else {
+        figures.add("metrics", "off")
     };
     with_statements(figures, &pools.client, first_id, n).await
 }

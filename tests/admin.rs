@@ -17,8 +17,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use oban::admin::{Admin, JobQuery};
-use oban::engine::Ack;
-use oban::{DbPool, JobBuilder, JobFilter, JobState, NewJob, Prefix};
+use oban::engine::{
+    Ack, Channel, CronSeen, Engine, FailureCount, FetchCursor, Notice, Notifier, Peer,
+    ProducerInfo, QueueDepths, SchemaVersions, StopSignal,
+};
+use oban::{DbPool, Job, JobBuilder, JobFilter, JobState, NewJob, Prefix};
 use serde_json::{json, Value};
 
 use common::wait::wait_until;
@@ -65,6 +68,7 @@ cases!(
     reads,
     queues_and_nodes,
     bulk_batches,
+    every_statement_is_bounded_by_the_batch,
     replay_runs_discarded_jobs_again,
     cancel_reaches_the_node,
     pause_for_one_node,
@@ -569,4 +573,180 @@ async fn cron_entries(kind: Kind) {
     let value: Value = serde_json::to_value(&cron).unwrap();
     assert!(value[0]["last_inserted_at"].is_string());
     assert!(value[2]["next_run_at"].is_null());
+}
+
+/// An engine that records the size of every bulk statement the admin sends through it: the ids
+/// a retry, cancel or delete is restricted to, and the limit of each id page.
+struct Recording {
+    inner: Arc<dyn Engine>,
+    /// (operation, rows it may touch) per call.
+    calls: std::sync::Mutex<Vec<(&'static str, usize)>>,
+}
+
+impl Recording {
+    fn record(&self, operation: &'static str, rows: usize) {
+        self.calls.lock().unwrap().push((operation, rows));
+    }
+    fn bound(filter: &JobFilter) -> usize {
+        filter.ids.as_ref().map_or(usize::MAX, Vec::len)
+    }
+}
+
+#[async_trait::async_trait]
+impl Notifier for Recording {
+    async fn notify(&self, channel: Channel, payload: Value) -> oban::Result<()> {
+        self.inner.notify(channel, payload).await
+    }
+    async fn listen(
+        &self,
+        sink: tokio::sync::mpsc::UnboundedSender<Notice>,
+        stop: StopSignal,
+    ) -> oban::Result<bool> {
+        self.inner.listen(sink, stop).await
+    }
+}
+
+#[async_trait::async_trait]
+impl Peer for Recording {
+    async fn leader_elect(&self, name: &str, node: &str, ttl: Duration) -> oban::Result<bool> {
+        self.inner.leader_elect(name, node, ttl).await
+    }
+    async fn leader_resign(&self, name: &str, node: &str) -> oban::Result<()> {
+        self.inner.leader_resign(name, node).await
+    }
+}
+
+#[async_trait::async_trait]
+impl Engine for Recording {
+    async fn schema_migrate(&self) -> oban::Result<()> {
+        self.inner.schema_migrate().await
+    }
+    async fn schema_reindex(&self) -> oban::Result<()> {
+        self.inner.schema_reindex().await
+    }
+    async fn job_insert_many(&self, jobs: Vec<NewJob>) -> oban::Result<Vec<Job>> {
+        self.inner.job_insert_many(jobs).await
+    }
+    async fn job_fetch_available(
+        &self,
+        queue: &str,
+        demand: u32,
+        attempted_by: &[String],
+        after: Option<FetchCursor>,
+    ) -> oban::Result<Vec<Job>> {
+        self.inner
+            .job_fetch_available(queue, demand, attempted_by, after)
+            .await
+    }
+    async fn job_ack_many(&self, acks: &[Ack]) -> oban::Result<Vec<i64>> {
+        self.inner.job_ack_many(acks).await
+    }
+    async fn job_stage_due(&self, limit: u32) -> oban::Result<Vec<String>> {
+        self.inner.job_stage_due(limit).await
+    }
+    async fn job_rescue_orphaned(
+        &self,
+        stale_after: Duration,
+        unknown_after: Duration,
+    ) -> oban::Result<u64> {
+        self.inner
+            .job_rescue_orphaned(stale_after, unknown_after)
+            .await
+    }
+    async fn job_prune(&self, max_age: Duration, limit: u32) -> oban::Result<u64> {
+        self.record("prune", limit as usize);
+        self.inner.job_prune(max_age, limit).await
+    }
+    async fn job_count_depths(&self, exact_up_to: u64) -> oban::Result<QueueDepths> {
+        self.inner.job_count_depths(exact_up_to).await
+    }
+    async fn job_get(&self, id: i64) -> oban::Result<Option<Job>> {
+        self.inner.job_get(id).await
+    }
+    async fn job_list(&self, filter: &JobFilter, limit: u32) -> oban::Result<Vec<Job>> {
+        self.inner.job_list(filter, limit).await
+    }
+    async fn job_retry_many(&self, filter: &JobFilter) -> oban::Result<u64> {
+        self.record("retry", Self::bound(filter));
+        self.inner.job_retry_many(filter).await
+    }
+    async fn job_cancel_many(&self, filter: &JobFilter) -> oban::Result<(u64, Vec<i64>)> {
+        self.record("cancel", Self::bound(filter));
+        self.inner.job_cancel_many(filter).await
+    }
+    async fn job_delete_many(&self, filter: &JobFilter) -> oban::Result<u64> {
+        self.record("delete", Self::bound(filter));
+        self.inner.job_delete_many(filter).await
+    }
+    async fn job_ids(&self, filter: &JobFilter, after: i64, limit: u32) -> oban::Result<Vec<i64>> {
+        self.record("ids", limit as usize);
+        self.inner.job_ids(filter, after, limit).await
+    }
+    async fn job_count(&self, filter: &JobFilter) -> oban::Result<u64> {
+        self.inner.job_count(filter).await
+    }
+    async fn job_failures(&self, since: Duration) -> oban::Result<Vec<FailureCount>> {
+        self.inner.job_failures(since).await
+    }
+    async fn job_cron_seen(&self, since: Duration) -> oban::Result<Vec<CronSeen>> {
+        self.inner.job_cron_seen(since).await
+    }
+    async fn schema_versions(&self) -> oban::Result<SchemaVersions> {
+        self.inner.schema_versions().await
+    }
+    async fn producer_list(&self, queue: Option<&str>) -> oban::Result<Vec<ProducerInfo>> {
+        self.inner.producer_list(queue).await
+    }
+    async fn producer_heartbeat(
+        &self,
+        uuid: uuid::Uuid,
+        node: &str,
+        queue: &str,
+        meta: Value,
+    ) -> oban::Result<()> {
+        self.inner.producer_heartbeat(uuid, node, queue, meta).await
+    }
+    async fn producer_delete(&self, uuid: uuid::Uuid) -> oban::Result<()> {
+        self.inner.producer_delete(uuid).await
+    }
+}
+
+/// Every statement of a bulk walk is bounded by `batch`: each page of ids asks for at most
+/// `batch`, and each retry, cancel, delete and replay is restricted to at most `batch` ids.
+async fn every_statement_is_bounded_by_the_batch(kind: Kind) {
+    let db = Db::new(kind).await;
+    let recording = Arc::new(Recording {
+        inner: db.engine.clone(),
+        calls: std::sync::Mutex::new(Vec::new()),
+    });
+    let admin = Admin::with_engine(recording.clone());
+    let jobs: Vec<NewJob> = (0..23)
+        .map(|_| job("A", "bulk").schedule_in(Duration::from_secs(3600)))
+        .collect();
+    db.insert_via_pool(jobs).await;
+    let a = JobQuery::new(JobFilter::new().worker("A"));
+    assert_eq!(admin.retry(&a, 4, &mut |_| {}).await.unwrap(), 23);
+    assert_eq!(admin.cancel(&a, 5, &mut |_| {}).await.unwrap(), 23);
+    assert_eq!(admin.replay(&a, 6, &mut |_| {}).await.unwrap(), 23);
+    assert_eq!(admin.delete(&a, 7, &mut |_| {}).await.unwrap(), 23);
+    let calls = recording.calls.lock().unwrap().clone();
+    let per = |op: &str| -> Vec<usize> {
+        calls
+            .iter()
+            .filter(|(o, _)| *o == op)
+            .map(|(_, n)| *n)
+            .collect()
+    };
+    assert_eq!(
+        per("retry"),
+        [4, 4, 4, 4, 4, 3, 6, 6, 6, 5],
+        "retry, then replay"
+    );
+    assert_eq!(per("cancel"), [5, 5, 5, 5, 3]);
+    assert_eq!(per("delete"), [7, 7, 7, 2]);
+    assert!(per("ids").iter().all(|&n| n <= 7), "{:?}", per("ids"));
+    assert_eq!(
+        admin.count(&JobQuery::new(JobFilter::all())).await.unwrap(),
+        0
+    );
 }

@@ -750,3 +750,46 @@ async fn every_statement_is_bounded_by_the_batch(kind: Kind) {
         0
     );
 }
+
+/// The inline engine (no database) answers the admin's reads from memory: counts, pages of ids
+/// in id order, `since`, failures.
+#[tokio::test]
+async fn inline_engine_answers_the_reads() {
+    use oban::engines::inline::InlineEngine;
+    let engine = Arc::new(InlineEngine::new(
+        Arc::new(oban::Registry::default()),
+        Arc::new(oban::StateMap::new()),
+        "inline".into(),
+    ));
+    let stored = engine
+        .job_insert_many(vec![job("A", "q"), job("A", "q"), job("B", "r")])
+        .await
+        .unwrap();
+    let ids: Vec<i64> = stored.iter().map(|j| j.id).collect();
+    let admin = Admin::with_engine(engine.clone());
+    let a = JobQuery::new(JobFilter::new().worker("A"));
+    assert_eq!(admin.count(&a).await.unwrap(), 2);
+    assert_eq!(
+        admin
+            .count(&a.clone().since(Duration::from_secs(60)))
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        engine.job_ids(&JobFilter::all(), 0, 2).await.unwrap(),
+        ids[..2]
+    );
+    assert_eq!(
+        engine.job_ids(&JobFilter::all(), ids[1], 2).await.unwrap(),
+        ids[2..]
+    );
+    assert_eq!(admin.jobs(&a.clone().limit(1)).await.unwrap().len(), 1);
+    assert!(admin
+        .cron(Duration::from_secs(60))
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(admin.migration_status().await.unwrap().up_to_date());
+    let _ = admin.failing(Duration::from_secs(60), 3).await.unwrap();
+}

@@ -1,5 +1,7 @@
 //! Choosing jobs for bulk operations: [`JobFilter`].
 
+use std::time::Duration;
+
 use serde_json::Value;
 
 use crate::job::JobState;
@@ -42,6 +44,9 @@ pub struct JobFilter {
     pub args: Option<Value>,
     /// Only jobs whose meta contains this JSON.
     pub meta: Option<Value>,
+    /// Only jobs inserted at most this long ago (`inserted_at >= now - d`, on the database's
+    /// clock where it has one).
+    pub inserted_within: Option<Duration>,
     /// Made by [`JobFilter::all`]: matching every job is meant.
     pub(crate) everything: bool,
 }
@@ -79,6 +84,7 @@ impl JobFilter {
             && self.tags.is_empty()
             && self.args.is_none()
             && self.meta.is_none()
+            && self.inserted_within.is_none()
     }
 
     /// `Ok` unless the filter [`is_empty`](Self::is_empty); `operation` names the bulk operation
@@ -139,6 +145,20 @@ impl JobFilter {
     /// Requires the meta to contain `meta`.
     pub fn meta_contain(mut self, meta: Value) -> Self {
         self.meta = Some(meta);
+        self
+    }
+
+    /// Requires the job to have been inserted at most `age` ago (`Duration::MAX`: ever).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use oban_core::JobFilter;
+    ///
+    /// let last_hour = JobFilter::new().worker("SendReceipt").inserted_within(Duration::from_secs(3600));
+    /// # let _ = last_hour;
+    /// ```
+    pub fn inserted_within(mut self, age: Duration) -> Self {
+        self.inserted_within = Some(age);
         self
     }
 }

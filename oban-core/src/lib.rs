@@ -15,6 +15,7 @@
 //! by a queue, then `completed`, `retryable` (retried with [`Backoff`]), `discarded` (out of
 //! attempts, or on purpose), `cancelled`, or `scheduled` again when snoozed.
 
+pub mod admin;
 pub mod backoff;
 mod builder;
 mod clock;

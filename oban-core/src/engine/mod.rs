@@ -38,6 +38,7 @@ pub(crate) mod insert;
 mod notifier;
 mod peer;
 mod producer;
+mod report;
 
 use std::time::Duration;
 
@@ -56,6 +57,7 @@ pub use depth::{QueueDepths, StateCount};
 pub use notifier::{Notifier, StopSignal};
 pub use peer::Peer;
 pub use producer::{mark_producer_meta, ProducerInfo, PRODUCER_RUNTIME, PRODUCER_RUNTIME_KEY};
+pub use report::{CronSeen, FailureCount, SchemaVersions};
 
 /// The operations a database must offer to store and run Oban jobs.
 #[async_trait]
@@ -144,6 +146,24 @@ pub trait Engine: Notifier + Peer + Send + Sync + 'static {
 
     /// Deletes matching jobs that are not executing; returns how many.
     async fn job_delete_many(&self, filter: &JobFilter) -> Result<u64>;
+
+    /// The ids of matching jobs greater than `after`, in id order, at most `limit`: one step of
+    /// the keyset walk of the operator's bulk operations ([`crate::admin`]).
+    async fn job_ids(&self, filter: &JobFilter, after: i64, limit: u32) -> Result<Vec<i64>>;
+
+    /// How many jobs match (exactly: a count of rows).
+    async fn job_count(&self, filter: &JobFilter) -> Result<u64>;
+
+    /// Retryable jobs attempted and discarded jobs discarded within `since`, grouped by worker,
+    /// queue, state and the message of their last error.
+    async fn job_failures(&self, since: Duration) -> Result<Vec<FailureCount>>;
+
+    /// Jobs inserted within `since` whose meta names a cron entry (`cron_expr` or `cron_name`),
+    /// grouped by worker, queue and entry.
+    async fn job_cron_seen(&self, since: Duration) -> Result<Vec<CronSeen>>;
+
+    /// The schema steps this engine knows and those applied to the database.
+    async fn schema_versions(&self) -> Result<SchemaVersions>;
 
     /// The live producers, optionally of one queue.
     async fn producer_list(&self, queue: Option<&str>) -> Result<Vec<ProducerInfo>>;

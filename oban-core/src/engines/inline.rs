@@ -17,7 +17,8 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::engine::{
-    Ack, Engine, FetchCursor, Notifier, Peer, ProducerInfo, QueueDepths, StateCount, StopSignal,
+    Ack, CronSeen, Engine, FailureCount, FetchCursor, Notifier, Peer, ProducerInfo, QueueDepths,
+    SchemaVersions, StateCount, StopSignal,
 };
 use crate::error::Result;
 use crate::events::Events;
@@ -114,6 +115,12 @@ fn matches(filter: &JobFilter, job: &Job) -> bool {
             .meta
             .as_ref()
             .is_none_or(|meta| json_contains(&job.meta, meta))
+        && filter.inserted_within.is_none_or(|age| {
+            chrono::Duration::from_std(age)
+                .ok()
+                .and_then(|age| Utc::now().checked_sub_signed(age))
+                .is_none_or(|cutoff| job.inserted_at >= cutoff)
+        })
 }
 
 #[async_trait]
@@ -274,6 +281,70 @@ impl Engine for InlineEngine {
 
     async fn schema_reindex(&self) -> Result<()> {
         Ok(())
+    }
+
+    async fn job_ids(&self, filter: &JobFilter, after: i64, limit: u32) -> Result<Vec<i64>> {
+        Ok(self
+            .jobs()
+            .range(after.saturating_add(1)..)
+            .filter(|(_, job)| matches(filter, job))
+            .take(limit as usize)
+            .map(|(id, _)| *id)
+            .collect())
+    }
+
+    async fn job_count(&self, filter: &JobFilter) -> Result<u64> {
+        Ok(self
+            .jobs()
+            .values()
+            .filter(|job| matches(filter, job))
+            .count() as u64)
+    }
+
+    async fn job_failures(&self, since: Duration) -> Result<Vec<FailureCount>> {
+        let cutoff = chrono::Duration::from_std(since)
+            .ok()
+            .and_then(|since| Utc::now().checked_sub_signed(since));
+        let recent = |at: Option<chrono::DateTime<Utc>>| {
+            cutoff.is_none_or(|cutoff| at.is_some_and(|at| at >= cutoff))
+        };
+        let mut groups: Vec<FailureCount> = Vec::new();
+        for job in self.jobs().values() {
+            let counted = match job.state {
+                JobState::Retryable => recent(job.attempted_at),
+                JobState::Discarded => recent(job.discarded_at),
+                _ => false,
+            };
+            if !counted {
+                continue;
+            }
+            let error = job.errors.last().map(|e| e.error.clone());
+            match groups.iter_mut().find(|g| {
+                g.worker == job.worker
+                    && g.queue == job.queue
+                    && g.state == job.state
+                    && g.error == error
+            }) {
+                Some(group) => group.count += 1,
+                None => groups.push(FailureCount::new(
+                    job.worker.clone(),
+                    job.queue.clone(),
+                    job.state,
+                    error,
+                    1,
+                )),
+            }
+        }
+        Ok(groups)
+    }
+
+    async fn job_cron_seen(&self, _since: Duration) -> Result<Vec<CronSeen>> {
+        // Inline mode runs no scheduler: no job here came from a cron entry.
+        Ok(Vec::new())
+    }
+
+    async fn schema_versions(&self) -> Result<SchemaVersions> {
+        Ok(SchemaVersions::default())
     }
 
     async fn producer_list(&self, _queue: Option<&str>) -> Result<Vec<ProducerInfo>> {

@@ -3,7 +3,8 @@
 //! One file per concern: `schema` (migrations, reindexing), `insert` (the statements of the
 //! shared insert algorithm, and inserts through pools and transactions), `notify` (LISTEN/NOTIFY
 //! and the insert notifications), `fetch` (the claim), `ack` (outcomes), `maintenance` (stage,
-//! rescue, prune), `depth` (queue depths for the gauges), `query` (jobs by id and filter, bulk retry, cancel, delete), `peer` (leader
+//! rescue, prune), `depth` (queue depths for the gauges), `query` (jobs by id and filter, counts, bulk retry, cancel, delete), `report` (the operator's
+//! failure and cron reports), `peer` (leader
 //! election and producer heartbeats), `row` (the job columns and their decoding).
 //!
 //! Timestamps are `timestamp without time zone` holding UTC, as in Elixir Oban's schema; the
@@ -19,6 +20,7 @@ mod notify;
 mod peer;
 mod prefix;
 mod query;
+mod report;
 mod row;
 mod schema;
 
@@ -28,7 +30,9 @@ use async_trait::async_trait;
 use serde_json::Value;
 use sqlx::postgres::PgPool;
 
-use crate::engine::{Ack, Engine, FetchCursor, ProducerInfo, QueueDepths};
+use crate::engine::{
+    Ack, CronSeen, Engine, FailureCount, FetchCursor, ProducerInfo, QueueDepths, SchemaVersions,
+};
 use crate::error::Result;
 use crate::filter::JobFilter;
 use crate::job::Job;
@@ -145,6 +149,26 @@ impl Engine for PostgresEngine {
 
     async fn job_delete_many(&self, filter: &JobFilter) -> Result<u64> {
         query::delete_many(&self.pool, self.prefix, filter).await
+    }
+
+    async fn job_ids(&self, filter: &JobFilter, after: i64, limit: u32) -> Result<Vec<i64>> {
+        query::ids(&self.pool, self.prefix, filter, after, limit).await
+    }
+
+    async fn job_count(&self, filter: &JobFilter) -> Result<u64> {
+        query::count(&self.pool, self.prefix, filter).await
+    }
+
+    async fn job_failures(&self, since: Duration) -> Result<Vec<FailureCount>> {
+        report::failures(&self.pool, self.prefix, since).await
+    }
+
+    async fn job_cron_seen(&self, since: Duration) -> Result<Vec<CronSeen>> {
+        report::cron_seen(&self.pool, self.prefix, since).await
+    }
+
+    async fn schema_versions(&self) -> Result<SchemaVersions> {
+        schema::versions(&self.pool, self.prefix).await
     }
 
     async fn producer_list(&self, queue: Option<&str>) -> Result<Vec<ProducerInfo>> {

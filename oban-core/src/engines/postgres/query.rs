@@ -12,7 +12,7 @@ use crate::filter::JobFilter;
 use crate::job::Job;
 use crate::prefix::Prefix;
 
-/// The conditions of a [`JobFilter`], over binds `$1`..`$7` (see [`bind_filter`]).
+/// The conditions of a [`JobFilter`], over binds `$1`..`$8` (see [`bind_filter`]).
 macro_rules! filter_sql {
     () => {
         "($1::int8[] IS NULL OR j.id = ANY($1))
@@ -21,7 +21,8 @@ macro_rules! filter_sql {
      AND (cardinality($4::text[]) = 0 OR j.state::text = ANY($4))
      AND coalesce(to_jsonb(j.tags), '[]'::jsonb) @> $5::jsonb
      AND ($6::jsonb IS NULL OR j.args @> $6)
-     AND ($7::jsonb IS NULL OR j.meta @> $7)"
+     AND ($7::jsonb IS NULL OR j.meta @> $7)
+     AND ($8::int8 IS NULL OR j.inserted_at >= timezone('UTC', now()) - $8 * interval '1 millisecond')"
     };
 }
 
@@ -51,13 +52,45 @@ pub(super) async fn list(
         job_columns!(),
         " FROM oban_jobs j WHERE ",
         filter_sql!(),
-        " ORDER BY j.id LIMIT $8"
+        " ORDER BY j.id LIMIT $9"
     );
     let rows = bind_filter(sqlx::query(qualify(prefix, SQL)), filter)
         .bind(i64::from(limit))
         .fetch_all(pool)
         .await?;
     rows.iter().map(job_from_row).collect()
+}
+
+/// See [`Engine::job_ids`](crate::engine::Engine::job_ids).
+pub(super) async fn ids(
+    pool: &PgPool,
+    prefix: Prefix,
+    filter: &JobFilter,
+    after: i64,
+    limit: u32,
+) -> Result<Vec<i64>> {
+    const SQL: &str = concat!(
+        "SELECT j.id FROM oban_jobs j WHERE ",
+        filter_sql!(),
+        " AND j.id > $9 ORDER BY j.id LIMIT $10"
+    );
+    let ids = bind_filter(sqlx::query(qualify(prefix, SQL)), filter)
+        .bind(after)
+        .bind(i64::from(limit))
+        .try_map(|row: PgRow| row.try_get::<i64, _>(0))
+        .fetch_all(pool)
+        .await?;
+    Ok(ids)
+}
+
+/// See [`Engine::job_count`](crate::engine::Engine::job_count).
+pub(super) async fn count(pool: &PgPool, prefix: Prefix, filter: &JobFilter) -> Result<u64> {
+    const SQL: &str = concat!("SELECT count(*) FROM oban_jobs j WHERE ", filter_sql!());
+    let count: i64 = bind_filter(sqlx::query(qualify(prefix, SQL)), filter)
+        .try_map(|row: PgRow| row.try_get::<i64, _>(0))
+        .fetch_one(pool)
+        .await?;
+    Ok(count.max(0) as u64)
 }
 
 /// See [`Engine::job_retry_many`](crate::engine::Engine::job_retry_many).
@@ -129,4 +162,5 @@ fn bind_filter<'q>(
         .bind(Value::from(filter.tags.clone()))
         .bind(filter.args.as_ref())
         .bind(filter.meta.as_ref())
+        .bind(filter.inserted_within.map(super::millis))
 }

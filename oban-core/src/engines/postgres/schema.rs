@@ -6,6 +6,7 @@ use sqlx::{Connection, Executor};
 
 use super::lease::Lease;
 use super::prefix::qualify;
+use crate::engine::SchemaVersions;
 use crate::error::{Error, Result};
 use crate::migrate::MigrateTarget;
 use crate::prefix::Prefix;
@@ -139,4 +140,26 @@ pub(super) async fn reindex(pool: &PgPool, prefix: Prefix) -> Result<()> {
             .await?;
     }
     Ok(())
+}
+
+/// See [`Engine::schema_versions`](crate::engine::Engine::schema_versions).
+pub(super) async fn versions(pool: &PgPool, prefix: Prefix) -> Result<SchemaVersions> {
+    // `to_regclass` reads its argument as a name: qualified, it looks in the prefix's schema.
+    const LOG_EXISTS: &str = "SELECT to_regclass('oban_rust_migrations') IS NOT NULL";
+    const APPLIED: &str = "SELECT version FROM oban_rust_migrations ORDER BY version";
+    let known = MIGRATIONS
+        .iter()
+        .map(|(version, description, _)| (*version, (*description).to_owned()))
+        .collect();
+    let exists: bool = sqlx::query_scalar(qualify(prefix, LOG_EXISTS))
+        .fetch_one(pool)
+        .await?;
+    let applied = if exists {
+        sqlx::query_scalar(qualify(prefix, APPLIED))
+            .fetch_all(pool)
+            .await?
+    } else {
+        Vec::new()
+    };
+    Ok(SchemaVersions::new(known, applied))
 }

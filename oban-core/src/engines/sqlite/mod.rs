@@ -68,6 +68,7 @@ mod maintenance;
 mod notify;
 mod peer;
 mod query;
+mod report;
 mod row;
 mod schema;
 
@@ -83,7 +84,9 @@ use sqlx::sqlite::{
 };
 use sqlx::{Connection, SqliteConnection};
 
-use crate::engine::{Ack, Engine, FetchCursor, ProducerInfo, QueueDepths};
+use crate::engine::{
+    Ack, CronSeen, Engine, FailureCount, FetchCursor, ProducerInfo, QueueDepths, SchemaVersions,
+};
 use crate::error::{Error, Result};
 use crate::filter::JobFilter;
 use crate::job::Job;
@@ -263,6 +266,26 @@ impl Engine for SqliteEngine {
 
     async fn job_delete_many(&self, filter: &JobFilter) -> Result<u64> {
         query::delete_many(self, filter).await
+    }
+
+    async fn job_ids(&self, filter: &JobFilter, after: i64, limit: u32) -> Result<Vec<i64>> {
+        query::ids(self, filter, after, limit).await
+    }
+
+    async fn job_count(&self, filter: &JobFilter) -> Result<u64> {
+        query::count(self, filter).await
+    }
+
+    async fn job_failures(&self, since: Duration) -> Result<Vec<FailureCount>> {
+        report::failures(self, since).await
+    }
+
+    async fn job_cron_seen(&self, since: Duration) -> Result<Vec<CronSeen>> {
+        report::cron_seen(self, since).await
+    }
+
+    async fn schema_versions(&self) -> Result<SchemaVersions> {
+        schema::versions(&self.pool).await
     }
 
     async fn producer_list(&self, queue: Option<&str>) -> Result<Vec<ProducerInfo>> {

@@ -35,7 +35,7 @@ pub(super) async fn list(
     };
     let sql = format!(
         "SELECT {JOB_COLUMNS} FROM oban_jobs
-         WHERE {FILTER_SQL} AND id > ?6 ORDER BY id LIMIT ?7"
+         WHERE {FILTER_SQL} AND id > ?7 ORDER BY id LIMIT ?8"
     );
     let mut jobs = Vec::new();
     let mut after = 0_i64;
@@ -65,6 +65,68 @@ pub(super) async fn list(
         }
     }
     Ok(jobs)
+}
+
+/// See [`Engine::job_ids`](crate::engine::Engine::job_ids).
+pub(super) async fn ids(
+    engine: &SqliteEngine,
+    filter: &JobFilter,
+    after: i64,
+    limit: u32,
+) -> Result<Vec<i64>> {
+    let json = filter.args.is_some() || filter.meta.is_some();
+    // Without args/meta conditions the statement answers alone; with them it pages and the
+    // containment is checked in Rust, as `list` does.
+    let page = if json { 1_000 } else { i64::from(limit) };
+    let (args, meta) = json_columns(filter);
+    let sql = format!(
+        "SELECT id, {args} AS args, {meta} AS meta FROM oban_jobs
+         WHERE {FILTER_SQL} AND id > ?7 ORDER BY id LIMIT ?8"
+    );
+    let mut ids = Vec::new();
+    let mut after = after;
+    while ids.len() < limit as usize {
+        let rows = bind_filter(sqlx::query(&sql), filter)
+            .bind(after)
+            .bind(page)
+            .fetch_all(&engine.pool)
+            .await?;
+        for row in &rows {
+            after = row.try_get("id")?;
+            if json_matches(row, filter)? {
+                ids.push(after);
+                if ids.len() == limit as usize {
+                    break;
+                }
+            }
+        }
+        if (rows.len() as i64) < page {
+            break;
+        }
+    }
+    Ok(ids)
+}
+
+/// See [`Engine::job_count`](crate::engine::Engine::job_count).
+pub(super) async fn count(engine: &SqliteEngine, filter: &JobFilter) -> Result<u64> {
+    if filter.args.is_none() && filter.meta.is_none() {
+        let sql = format!("SELECT count(*) FROM oban_jobs WHERE {FILTER_SQL}");
+        let count: i64 = bind_filter(sqlx::query(&sql), filter)
+            .fetch_one(&engine.pool)
+            .await?
+            .try_get(0)?;
+        return Ok(count.max(0) as u64);
+    }
+    let mut count = 0;
+    let mut after = 0;
+    loop {
+        let page = ids(engine, filter, after, 10_000).await?;
+        count += page.len() as u64;
+        match page.last() {
+            Some(last) if page.len() == 10_000 => after = *last,
+            _ => return Ok(count),
+        }
+    }
 }
 
 /// See [`Engine::job_retry_many`](crate::engine::Engine::job_retry_many).
@@ -156,7 +218,7 @@ pub(super) async fn delete_many(engine: &SqliteEngine, filter: &JobFilter) -> Re
         .await
 }
 
-/// The conditions of a [`JobFilter`] but args/meta containment, over binds `?1`..`?5` (see
+/// The conditions of a [`JobFilter`] but args/meta containment, over binds `?1`..`?6` (see
 /// [`bind_filter`]).
 const FILTER_SQL: &str = "(?1 IS NULL OR id IN (SELECT value FROM json_each(?1)))
      AND (?2 IS NULL OR queue IN (SELECT value FROM json_each(?2)))
@@ -164,11 +226,12 @@ const FILTER_SQL: &str = "(?1 IS NULL OR id IN (SELECT value FROM json_each(?1))
      AND (?4 IS NULL OR state IN (SELECT value FROM json_each(?4)))
      AND (?5 IS NULL OR NOT EXISTS (
        SELECT 1 FROM json_each(?5) AS want
-       WHERE want.value NOT IN (SELECT have.value FROM json_each(oban_jobs.tags) AS have)))";
+       WHERE want.value NOT IN (SELECT have.value FROM json_each(oban_jobs.tags) AS have)))
+     AND (?6 IS NULL OR inserted_at >= ?6)";
 
 type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
 
-/// Binds `?1`..`?5` of [`FILTER_SQL`].
+/// Binds `?1`..`?6` of [`FILTER_SQL`].
 fn bind_filter<'q>(query: SqliteQuery<'q>, filter: &JobFilter) -> SqliteQuery<'q> {
     let list = |items: &[String]| (!items.is_empty()).then(|| Value::from(items).to_string());
     let states: Vec<String> = filter
@@ -187,6 +250,13 @@ fn bind_filter<'q>(query: SqliteQuery<'q>, filter: &JobFilter) -> SqliteQuery<'q
         .bind(list(&filter.workers))
         .bind(list(&states))
         .bind(list(&filter.tags))
+        .bind(filter.inserted_within.map(|age| {
+            let age =
+                chrono::Duration::from_std(crate::clock::age(age)).unwrap_or(chrono::Duration::MAX);
+            ts(now()
+                .checked_sub_signed(age)
+                .unwrap_or(chrono::NaiveDateTime::MIN))
+        }))
 }
 
 /// The ids and states of jobs matching `filter` whose state satisfies `states_sql`.
@@ -195,16 +265,7 @@ async fn select_filtered(
     filter: &JobFilter,
     states_sql: &str,
 ) -> Result<Vec<(i64, JobState)>> {
-    let args = if filter.args.is_some() {
-        "args"
-    } else {
-        "NULL"
-    };
-    let meta = if filter.meta.is_some() {
-        "meta"
-    } else {
-        "NULL"
-    };
+    let (args, meta) = json_columns(filter);
     let sql = format!(
         "SELECT id, state, {args} AS args, {meta} AS meta FROM oban_jobs
          WHERE {FILTER_SQL} AND {states_sql} ORDER BY id"
@@ -214,15 +275,8 @@ async fn select_filtered(
         .await?;
     let mut matched = Vec::with_capacity(rows.len());
     for row in &rows {
-        if let Some(wanted) = &filter.args {
-            if !json_contains(&row::json_col(row, "args", Value::Null)?, wanted) {
-                continue;
-            }
-        }
-        if let Some(wanted) = &filter.meta {
-            if !json_contains(&row::json_col(row, "meta", Value::Null)?, wanted) {
-                continue;
-            }
+        if !json_matches(row, filter)? {
+            continue;
         }
         let state: String = row.try_get("state")?;
         let state = state
@@ -235,4 +289,36 @@ async fn select_filtered(
 
 fn ids_json(jobs: &[(i64, JobState)]) -> String {
     Value::from(jobs.iter().map(|(id, _)| *id).collect::<Vec<_>>()).to_string()
+}
+
+/// The columns to read for the filter's args/meta conditions (`NULL` when it has none): fixed
+/// names, never user input.
+fn json_columns(filter: &JobFilter) -> (&'static str, &'static str) {
+    (
+        if filter.args.is_some() {
+            "args"
+        } else {
+            "NULL"
+        },
+        if filter.meta.is_some() {
+            "meta"
+        } else {
+            "NULL"
+        },
+    )
+}
+
+/// Whether a row read with [`json_columns`] meets the filter's args/meta containment.
+fn json_matches(row: &sqlx::sqlite::SqliteRow, filter: &JobFilter) -> Result<bool> {
+    if let Some(wanted) = &filter.args {
+        if !json_contains(&row::json_col(row, "args", Value::Null)?, wanted) {
+            return Ok(false);
+        }
+    }
+    if let Some(wanted) = &filter.meta {
+        if !json_contains(&row::json_col(row, "meta", Value::Null)?, wanted) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }

@@ -6,6 +6,7 @@ use sqlx::{Connection, Executor};
 
 use super::hub::Hub;
 use super::SqliteEngine;
+use crate::engine::SchemaVersions;
 use crate::error::{Error, Result};
 use crate::migrate::MigrateTarget;
 use crate::prefix::Prefix;
@@ -92,4 +93,29 @@ pub(super) async fn reindex(engine: &SqliteEngine) -> Result<()> {
         "SQLite maintenance: PRAGMA optimize and a WAL checkpoint (no REINDEX needed)"
     );
     Ok(())
+}
+
+/// See [`Engine::schema_versions`](crate::engine::Engine::schema_versions).
+pub(super) async fn versions(pool: &SqlitePool) -> Result<SchemaVersions> {
+    let known = MIGRATIONS
+        .iter()
+        .map(|(version, description, _)| (*version, (*description).to_owned()))
+        .collect();
+    let exists: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'oban_rust_migrations')",
+    )
+    .fetch_one(pool)
+    .await?;
+    let applied: Vec<i64> = if exists {
+        sqlx::query_scalar("SELECT version FROM oban_rust_migrations ORDER BY version")
+            .fetch_all(pool)
+            .await?
+    } else {
+        Vec::new()
+    };
+    let applied = applied
+        .into_iter()
+        .filter_map(|v| i32::try_from(v).ok())
+        .collect();
+    Ok(SchemaVersions::new(known, applied))
 }

@@ -1,0 +1,250 @@
+//! The operator's API: what an on-call engineer asks of a running Oban, without being a node.
+//!
+//! [`Admin`] holds an engine on a database and a schema prefix, nothing else: it runs no queue,
+//! takes part in no election and never migrates on its own. It answers the runbook of an
+//! incident, one concern per file:
+//!
+//! - depth by queue and state, and each node's view of each queue ([`Admin::queues`], `queues.rs`);
+//! - jobs by filter, one job, counts ([`Admin::jobs`], [`Admin::job`], [`Admin::count`], here);
+//! - the top failing workers and their most frequent errors ([`Admin::failing`], `failing.rs`);
+//! - pausing, resuming and scaling queues on every node or one ([`Admin::pause`], `queues.rs`);
+//! - retry, cancel, delete and replay in keyset batches with progress, and prune
+//!   ([`Admin::retry`], `bulk.rs`);
+//! - the schema's migrations ([`Admin::migration_status`], `schema.rs`) and the cron entries
+//!   seen in recent jobs ([`Admin::cron`], `cron.rs`).
+//!
+//! The `oban` CLI presents it, and a dashboard can: every type is plain data that derives
+//! `Serialize`, and nothing here prints.
+//!
+//! # The serialized shape
+//!
+//! The `Serialize` output of these types is the CLI's `--json` contract. Field names are those
+//! of the Rust fields unless a field's docs say otherwise; **durations are seconds, as a JSON
+//! number with a fraction** (their keys end in `_secs`); **timestamps are RFC 3339 strings in
+//! UTC** (`"2026-12-04T03:22:18.123456Z"`); states are lowercase strings (`"available"`); a
+//! [`Job`] serializes as it does everywhere (every column of `oban_jobs`).
+//!
+//! # Example
+//!
+//! ```no_run
+//! # async fn demo() -> oban_core::Result<()> {
+//! use std::time::Duration;
+//! use oban_core::admin::{Admin, JobQuery};
+//! use oban_core::{JobFilter, JobState};
+//!
+//! let admin = Admin::connect("postgres://postgres@127.0.0.1:5432/app", "public").await?;
+//!
+//! // 1. depth by queue and state
+//! for queue in admin.queues().await? {
+//!     println!("{}: {} jobs, {} nodes", queue.queue, queue.total, queue.nodes.len());
+//! }
+//! // 2. the top failing workers of the last hour, with their three most frequent errors
+//! let failing = admin.failing(Duration::from_secs(3600), 3).await?;
+//! # let _ = failing;
+//! // 3. pause a non-critical queue on every node
+//! admin.pause("reports", None).await?;
+//! // 4. watch the retries drain
+//! let retrying = JobQuery::new(JobFilter::new().state(JobState::Retryable));
+//! println!("{} retryable", admin.count(&retrying).await?);
+//! // 5. replay the discarded jobs of one worker, 500 per statement
+//! let dead = JobQuery::new(JobFilter::new().worker("SendReceipt"));
+//! let replayed = admin.replay(&dead, 500, &mut |done| eprintln!("{done} replayed")).await?;
+//! # let _ = replayed;
+//! # Ok(()) }
+//! ```
+
+mod queues;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serializer;
+
+use crate::engine::Engine;
+use crate::engines::pool::{self, DbPool};
+use crate::error::Result;
+use crate::filter::JobFilter;
+use crate::job::Job;
+use crate::prefix::Prefix;
+
+pub use queues::{NodeQueue, QueueOverview, StateTally};
+
+/// The operator's handle on one Oban instance: an engine on its database, in its schema
+/// prefix. Not a node: it runs no queue and takes no part in leadership; cheap to clone.
+///
+/// ```no_run
+/// # async fn demo() -> oban_core::Result<()> {
+/// use oban_core::admin::{Admin, JobQuery};
+/// use oban_core::{JobFilter, JobState};
+///
+/// let admin = Admin::connect("sqlite://jobs.db", "public").await?;
+/// let failed = admin
+///     .jobs(&JobQuery::new(JobFilter::new().state(JobState::Discarded)).limit(20))
+///     .await?;
+/// # let _ = failed;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Admin {
+    engine: Arc<dyn Engine>,
+}
+
+impl std::fmt::Debug for Admin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admin").finish_non_exhaustive()
+    }
+}
+
+/// How many connections [`Admin::connect`] opens at most: an operator's commands run one
+/// statement at a time.
+const POOL_SIZE: u32 = 4;
+
+impl Admin {
+    /// Opens a small pool on `url` (`postgres://..` or `sqlite://..`) for the instance in the
+    /// schema `prefix` (`"public"` unless several instances share the database). Nothing is
+    /// migrated: see [`Admin::migration_status`] and [`Admin::migrate`].
+    ///
+    /// # Errors
+    /// A URL that is not one of those (passwords masked in the message), a database that
+    /// cannot be reached, a prefix that is not a plain identifier, or a prefix other than
+    /// `public` on SQLite.
+    pub async fn connect(url: &str, prefix: &str) -> Result<Admin> {
+        let prefix = Prefix::new(prefix)?;
+        let pool = pool::connect(url, POOL_SIZE).await?;
+        Admin::new(pool, prefix)
+    }
+
+    /// An admin on an open pool (the application's own, for instance).
+    ///
+    /// ```no_run
+    /// # async fn demo(pool: sqlx::PgPool) -> oban_core::Result<()> {
+    /// use oban_core::admin::Admin;
+    /// use oban_core::{DbPool, Prefix};
+    ///
+    /// let admin = Admin::new(DbPool::from(pool), Prefix::PUBLIC)?;
+    /// # let _ = admin;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// A prefix other than `public` on SQLite.
+    pub fn new(pool: DbPool, prefix: Prefix) -> Result<Admin> {
+        Ok(Admin::with_engine(pool.engine(prefix)?))
+    }
+
+    /// An admin on any engine (one of an engine author's, or the inline engine in tests).
+    pub fn with_engine(engine: Arc<dyn Engine>) -> Admin {
+        Admin { engine }
+    }
+
+    /// The engine it reads and changes jobs through.
+    pub fn engine(&self) -> &Arc<dyn Engine> {
+        &self.engine
+    }
+
+    /// Matching jobs, oldest (lowest id) first, at most [`JobQuery::limit`] (default
+    /// [`JobQuery::DEFAULT_LIMIT`]). An empty filter lists every job.
+    pub async fn jobs(&self, query: &JobQuery) -> Result<Vec<Job>> {
+        let limit = query
+            .limit
+            .unwrap_or(JobQuery::DEFAULT_LIMIT)
+            .min(u64::from(u32::MAX)) as u32;
+        self.engine.job_list(&query.filter(), limit).await
+    }
+
+    /// One job by id, with its args, meta, attempts and error history.
+    pub async fn job(&self, id: i64) -> Result<Option<Job>> {
+        self.engine.job_get(id).await
+    }
+
+    /// How many jobs match (every one: [`JobQuery::limit`] is not applied).
+    pub async fn count(&self, query: &JobQuery) -> Result<u64> {
+        self.engine.job_count(&query.filter()).await
+    }
+}
+
+/// Which jobs an operation concerns: a [`JobFilter`], how recently they were inserted, and how
+/// many at most.
+///
+/// ```
+/// use std::time::Duration;
+/// use oban_core::admin::JobQuery;
+/// use oban_core::{JobFilter, JobState};
+///
+/// let query = JobQuery::new(JobFilter::new().queue("mailers").state(JobState::Retryable))
+///     .since(Duration::from_secs(15 * 60))
+///     .limit(50);
+/// assert_eq!(query.limit, Some(50));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct JobQuery {
+    /// The conditions on the jobs. Bulk operations refuse one with no condition at all unless
+    /// it is [`JobFilter::all`] (or [`since`](Self::since) is given).
+    pub filter: JobFilter,
+    /// Only jobs inserted at most this long ago (`inserted_at >= now - since`).
+    pub since: Option<Duration>,
+    /// At most this many jobs: listed by [`Admin::jobs`] (default
+    /// [`DEFAULT_LIMIT`](Self::DEFAULT_LIMIT)), changed by a bulk operation (default: every
+    /// matching job). [`Admin::count`] ignores it.
+    pub limit: Option<u64>,
+}
+
+impl JobQuery {
+    /// How many jobs [`Admin::jobs`] lists when no limit is given.
+    pub const DEFAULT_LIMIT: u64 = 100;
+
+    /// The jobs `filter` matches.
+    pub fn new(filter: JobFilter) -> Self {
+        Self {
+            filter,
+            since: None,
+            limit: None,
+        }
+    }
+
+    /// Only jobs inserted at most `since` ago.
+    pub fn since(mut self, since: Duration) -> Self {
+        self.since = Some(since);
+        self
+    }
+
+    /// At most `limit` jobs.
+    pub fn limit(mut self, limit: u64) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+
+    /// The filter with [`since`](Self::since) folded in, as the engine takes it.
+    pub(crate) fn filter(&self) -> JobFilter {
+        let mut filter = self.filter.clone();
+        if let Some(since) = self.since {
+            filter.inserted_within = Some(since);
+        }
+        filter
+    }
+}
+
+/// Serializes a duration as seconds with a fraction (the `_secs` fields).
+pub(crate) fn secs<S: Serializer>(d: &Duration, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+/// [`secs`] for an optional duration (`null` when absent).
+pub(crate) fn opt_secs<S: Serializer>(
+    d: &Option<Duration>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_some(&d.as_secs_f64()),
+        None => s.serialize_none(),
+    }
+}
+
+/// Serializes a value as its `Display` text (a producer's uuid).
+pub(crate) fn display<T: std::fmt::Display, S: Serializer>(
+    value: &T,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    s.collect_str(value)
+}

@@ -53,6 +53,7 @@
 //! # Ok(()) }
 //! ```
 
+mod bulk;
 mod queues;
 
 use std::sync::Arc;

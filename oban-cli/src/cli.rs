@@ -52,7 +52,7 @@ pub(crate) enum Command {
     /// Per queue: jobs by state, oldest available job's age, and per node its limit, running
     /// jobs and whether it is paused.
     Queues,
-    /// Lists jobs matching a filter, newest first.
+    /// Lists jobs matching a filter, oldest (lowest id) first.
     Jobs {
         /// Which jobs.
         #[command(flatten)]

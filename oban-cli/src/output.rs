@@ -68,14 +68,4 @@ impl Output {
             _ => cell,
         }
     }
-
-    /// A number that is coloured when it is not zero and asks for attention.
-    pub(crate) fn alert_cell(&self, count: u64, colour: Color) -> Cell {
-        let cell = Cell::new(count);
-        if count > 0 {
-            cell.fg(colour)
-        } else {
-            cell
-        }
-    }
 }

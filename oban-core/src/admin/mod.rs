@@ -54,7 +54,10 @@
 //! ```
 
 mod bulk;
+mod cron;
+mod failing;
 mod queues;
+mod schema;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,7 +71,10 @@ use crate::filter::JobFilter;
 use crate::job::Job;
 use crate::prefix::Prefix;
 
+pub use cron::CronSummary;
+pub use failing::{ErrorCount, FailingWorker};
 pub use queues::{NodeQueue, QueueOverview, StateTally};
+pub use schema::{MigrationStatus, MigrationStep};
 
 /// The operator's handle on one Oban instance: an engine on its database, in its schema
 /// prefix. Not a node: it runs no queue and takes no part in leadership; cheap to clone.

@@ -16,9 +16,6 @@
 //! the commands that change jobs the [`commands::bulk::Report`] shape. See the README's
 //! "Operating it" section. Exit codes are in [`exit`].
 
-// Until every command is wired to `oban_core::admin` (next commits).
-#![allow(dead_code)]
-
 mod cli;
 mod commands;
 mod confirm;

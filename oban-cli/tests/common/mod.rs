@@ -104,14 +104,18 @@ pub fn json(url: &str, args: &[&str], code: i32) -> Value {
         Some(code),
         "oban {args:?}: stdout {stdout}\nstderr {stderr}"
     );
-    serde_json::from_str(&stdout).unwrap_or_else(|err| panic!("oban {args:?}: not JSON ({err}): {stdout}"))
+    serde_json::from_str(&stdout)
+        .unwrap_or_else(|err| panic!("oban {args:?}: not JSON ({err}): {stdout}"))
 }
 
 /// Polls `check` every 20 ms until it holds; fails naming `what` after `limit`.
 pub async fn wait_until(what: &str, limit: Duration, mut check: impl AsyncFnMut() -> bool) {
     let start = Instant::now();
     while !check().await {
-        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -159,4 +163,40 @@ impl Worker for Fine {
     async fn perform(self, _ctx: JobContext) -> Result<Outcome, JobError> {
         Ok(Outcome::Complete)
     }
+}
+
+/// The job row, through the engine.
+pub async fn find_job(pool: &PgPool, id: i64) -> Option<oban::Job> {
+    use oban::engine::Engine as _;
+    oban::engines::postgres::PostgresEngine::new(pool.clone())
+        .job_get(id)
+        .await
+        .expect("read job")
+}
+
+/// The job row, which must exist.
+pub async fn job(pool: &PgPool, id: i64) -> oban::Job {
+    find_job(pool, id).await.expect("job exists")
+}
+
+/// `oban --json jobs ARGS`: the jobs listed, whether some matched (exit 0) or none (exit 3).
+pub fn jobs(url: &str, args: &[&str]) -> Vec<Value> {
+    let output = oban(url)
+        .arg("--json")
+        .arg("jobs")
+        .args(args)
+        .output()
+        .expect("run oban");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        matches!(output.status.code(), Some(0 | 3)),
+        "oban jobs {args:?}: {stdout} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let listed: Value = serde_json::from_str(&stdout).expect("JSON");
+    assert_eq!(
+        output.status.code() == Some(3),
+        listed == Value::Array(vec![])
+    );
+    listed.as_array().expect("an array").clone()
 }

@@ -21,6 +21,13 @@ pub fn server_url() -> String {
 
 /// A fresh, migrated PostgreSQL database of its own: its pool and URL.
 pub async fn postgres() -> (PgPool, String) {
+    let (pool, url) = postgres_unmigrated().await;
+    oban::migrate(&pool).await.expect("migrate");
+    (pool, url)
+}
+
+/// A fresh PostgreSQL database of its own without the schema: its pool and URL.
+pub async fn postgres_unmigrated() -> (PgPool, String) {
     let url = server_url();
     let admin_options: PgConnectOptions = url.parse().expect("DATABASE_URL parses");
     let mut admin = PgConnection::connect_with(&admin_options)
@@ -37,7 +44,6 @@ pub async fn postgres() -> (PgPool, String) {
         .connect_with(admin_options.database(&name).disable_statement_logging())
         .await
         .expect("connect to the test database");
-    oban::migrate(&pool).await.expect("migrate");
     (pool, database_url_for(&url, &name))
 }
 

@@ -76,7 +76,14 @@ impl fmt::Display for Error {
 impl From<oban_core::Error> for Error {
     fn from(err: oban_core::Error) -> Self {
         // oban_core masks passwords in every error that names a database.
-        Self::new(err.to_string())
+        let text = err.to_string();
+        if text.contains("relation \"oban_") && text.contains("does not exist") {
+            return Self::new(format!(
+                "{text}\nthe Oban schema is not installed in this database (or --prefix): \
+                 `oban migrate --check` tells, `oban migrate` installs it"
+            ));
+        }
+        Self::new(text)
     }
 }
 

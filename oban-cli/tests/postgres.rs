@@ -357,3 +357,46 @@ async fn prune_deletes_finished_jobs() {
     assert_eq!(report["changed"], 3);
     json(&url, &["jobs"], 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_tells_retryable_from_discarded() {
+    let (pool, url) = postgres().await;
+    assert_eq!(json(&url, &["failing"], 0), json!([]));
+    for i in 0..2 {
+        NewJob::new("Cli.Broken", json!({"n": i}))
+            .max_attempts(5)
+            .insert(&pool)
+            .await
+            .expect("insert");
+    }
+    NewJob::new("Cli.Broken", json!({"n": 9}))
+        .max_attempts(1)
+        .insert(&pool)
+        .await
+        .expect("insert");
+    let running = node(&pool, "cli-node-5").await;
+    wait_until("two retryable and one discarded", LIMIT, async || {
+        common::jobs(&url, &["--worker", "Cli.Broken", "--state", "retryable"]).len() == 2
+            && common::jobs(&url, &["--worker", "Cli.Broken", "--state", "discarded"]).len() == 1
+    })
+    .await;
+    running.shutdown(Duration::from_secs(1)).await;
+
+    let failing = json(&url, &["failing", "--since", "15m", "--top", "1"], 0);
+    assert_eq!(
+        failing,
+        json!([{
+            "worker": "Cli.Broken", "queue": "default", "retryable": 2, "discarded": 1,
+            "errors": [{"message": "broken: always", "count": 3}]
+        }])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_without_the_schema_says_to_migrate() {
+    let (_pool, url) = common::postgres_unmigrated().await;
+    let output = oban(&url).arg("queues").output().expect("run");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("oban migrate"), "{stderr}");
+}

@@ -10,6 +10,8 @@
 //!   for workers, graceful [`Oban::shutdown`].
 //! - [`migrate()`]: installs Oban's schema (compatible with Elixir and Python Oban);
 //!   [`migrate_prefix`] installs it in a schema [`Prefix`] of its own.
+//! - [`admin::Admin`]: the operator's API, without a node (what the `oban` CLI runs): queue
+//!   depths and nodes, failing workers, pause/scale, bulk retry/cancel/delete/replay in batches.
 //!
 //! Lifecycle of a job: inserted `available` (or `scheduled` for later), fetched into `executing`
 //! by a queue, then `completed`, `retryable` (retried with [`Backoff`]), `discarded` (out of

@@ -8,6 +8,11 @@
 //! fetching and acking while millions of rows change. Jobs inserted during the walk with higher
 //! ids are included when they match; a job changed by someone else between the listing and its
 //! batch's statement is changed only if it still matches.
+//!
+//! `progress` is called after every batch of a walk with the number of jobs changed so far
+//! (so a batch whose jobs no longer qualify, for a retry of available jobs say, repeats the
+//! previous number); [`Admin::prune`] calls it after each batch that deleted something. A
+//! failure stops the walk: the batches before it stay done and the error is returned.
 
 use crate::engine::{Command, Signal};
 use crate::error::{Error, Result};

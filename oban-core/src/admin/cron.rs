@@ -29,7 +29,10 @@ pub struct CronSummary {
     pub expression: Option<String>,
     /// The entry's name (`meta.cron_name`), when the jobs carry one.
     pub name: Option<String>,
-    /// The time zone the expression is read in (`meta.cron_tz`); `None` means UTC.
+    /// The time zone the expression is read in (`meta.cron_tz`); `None` means UTC. Elixir
+    /// Oban's Cron plugin records only `cron` and `cron_expr` in the versions that write no
+    /// `cron_tz`: a plugin-level `timezone` is then unknown here, and [`next_run_at`](Self::next_run_at)
+    /// is computed in UTC.
     pub timezone: Option<String>,
     /// How many of its jobs were inserted within the window.
     pub jobs: u64,

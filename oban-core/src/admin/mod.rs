@@ -24,6 +24,23 @@
 //! UTC** (`"2026-12-04T03:22:18.123456Z"`); states are lowercase strings (`"available"`); a
 //! [`Job`] serializes as it does everywhere (every column of `oban_jobs`).
 //!
+//! # What each call costs
+//!
+//! [`Admin::queues`] reads the depth query the gauges use (exact up to 100,000 jobs per queue
+//! and state, then PostgreSQL's planner estimate) and the producer rows. [`Admin::count`] counts
+//! every matching row, and [`Admin::jobs`] walks the primary key in id order: both are cheap
+//! with a selective filter and proportional to the table without one. [`Admin::failing`] reads
+//! the retryable and discarded jobs through the state index; [`Admin::cron`] scans the jobs
+//! inserted within its window. Bulk operations are walks of short statements (see `bulk.rs`):
+//! they never hold a lock longer than one batch.
+//!
+//! # Signals on SQLite
+//!
+//! SQLite has no notifications between processes: [`Admin::pause`], [`resume`](Admin::resume),
+//! [`scale`](Admin::scale) and the stop of executing jobs by [`Admin::cancel`] reach the nodes of
+//! this process only (an admin made with [`Admin::new`] on a node's own pool). The database
+//! changes (cancelled rows, retried rows) apply to every process.
+//!
 //! # Example
 //!
 //! ```no_run
@@ -110,6 +127,10 @@ impl Admin {
     /// Opens a small pool on `url` (`postgres://..` or `sqlite://..`) for the instance in the
     /// schema `prefix` (`"public"` unless several instances share the database). Nothing is
     /// migrated: see [`Admin::migration_status`] and [`Admin::migrate`].
+    ///
+    /// A SQLite file that does not exist is created empty (as [`DbPool::connect`] does): check
+    /// the path first where that matters; [`Admin::migration_status`] then reports every step
+    /// pending.
     ///
     /// # Errors
     /// A URL that is not one of those (passwords masked in the message), a database that

@@ -33,7 +33,13 @@ pub(crate) struct Cli {
     pub(crate) database: Option<String>,
 
     /// Schema prefix of the Oban tables (PostgreSQL).
-    #[arg(long, default_value = "public", global = true, value_name = "SCHEMA")]
+    #[arg(
+        long,
+        default_value = "public",
+        global = true,
+        value_name = "SCHEMA",
+        value_parser = parse::prefix
+    )]
     pub(crate) prefix: String,
 
     /// Print JSON (one document on stdout) instead of tables; the shapes are documented in

@@ -66,6 +66,13 @@ pub(crate) fn state(text: &str) -> Result<JobState, String> {
         .map_err(|err| err.to_string())
 }
 
+/// A schema prefix: a plain identifier, as `oban_core::Prefix` accepts it.
+pub(crate) fn prefix(text: &str) -> Result<String, String> {
+    oban_core::Prefix::new(text)
+        .map(|_| text.to_owned())
+        .map_err(|err| err.to_string())
+}
+
 /// A JSON object (what `--args` and `--meta` must contain).
 pub(crate) fn json_object(text: &str) -> Result<Value, String> {
     let value: Value = serde_json::from_str(text)

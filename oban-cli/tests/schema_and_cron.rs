@@ -67,3 +67,27 @@ async fn cron_lists_entries_seen_in_recent_jobs_with_their_next_run() {
     let table = oban(&url).arg("cron").output().expect("run");
     assert!(String::from_utf8_lossy(&table.stdout).contains("0 9 * * *"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prefix_chooses_the_instance() {
+    let (pool, url) = postgres_unmigrated().await;
+    let status = json(&url, &["--prefix", "tenant_a", "migrate"], 0);
+    assert_eq!(status["up_to_date"], true);
+    let tenant = oban::Prefix::new("tenant_a").expect("prefix");
+    let job = NewJob::new("Cli.Tenant", json!({}))
+        .insert(oban::Prefixed::new(tenant, &pool))
+        .await
+        .expect("insert");
+
+    let listed = json(&url, &["--prefix", "tenant_a", "jobs"], 0);
+    assert_eq!(listed[0]["id"], job.id);
+    // `public` holds no Oban schema here: an error saying to migrate.
+    let output = oban(&url).arg("jobs").output().expect("run");
+    assert_eq!(output.status.code(), Some(1));
+    // A prefix that is not a plain identifier is a usage error.
+    let output = oban(&url)
+        .args(["--prefix", "x; drop table", "jobs"])
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(2));
+}

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{json, oban, postgres, wait_until, Broken, Fine, Flaky};
+use common::{json, oban, postgres, wait_until, Broken, Fine, Flaky, Sleepy};
 use oban::{JobState, NewJob, Oban};
 use serde_json::{json, Value};
 use sqlx::PgPool;
@@ -21,6 +21,7 @@ async fn node(pool: &PgPool, name: &str) -> Oban {
         .register::<Flaky>()
         .register::<Broken>()
         .register::<Fine>()
+        .register::<Sleepy>()
         .poll_interval(Duration::from_millis(50))
         .stage_interval(Duration::from_millis(50))
         .heartbeat_interval(Duration::from_millis(200))
@@ -399,4 +400,40 @@ async fn a_database_without_the_schema_says_to_migrate() {
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("oban migrate"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_stops_an_executing_job_on_its_node() {
+    let (pool, url) = postgres().await;
+    let job = NewJob::new("Cli.Sleepy", json!({"n": 0}))
+        .insert(&pool)
+        .await
+        .expect("insert");
+    let running = node(&pool, "cli-node-6").await;
+    let running_count = |url: &str| -> Option<u64> {
+        json(url, &["queues"], 0)
+            .as_array()?
+            .iter()
+            .find(|q| q["queue"] == "default")?["nodes"][0]["running"]
+            .as_u64()
+    };
+    wait_until(
+        "the job executing, in the node's heartbeat",
+        LIMIT,
+        async || {
+            state_of(&pool, job.id).await == JobState::Executing && running_count(&url) == Some(1)
+        },
+    )
+    .await;
+
+    let report = json(&url, &["cancel", "--state", "executing", "--yes"], 0);
+    assert_eq!(report["changed"], 1);
+    assert_eq!(state_of(&pool, job.id).await, JobState::Cancelled);
+    // The node stops it: its slot is free again well before the job's minute is up.
+    wait_until("the node's running count back to 0", LIMIT, async || {
+        running_count(&url) == Some(0)
+    })
+    .await;
+    assert_eq!(state_of(&pool, job.id).await, JobState::Cancelled);
+    running.shutdown(Duration::from_secs(1)).await;
 }

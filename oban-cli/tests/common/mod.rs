@@ -206,3 +206,18 @@ pub fn jobs(url: &str, args: &[&str]) -> Vec<Value> {
     );
     listed.as_array().expect("an array").clone()
 }
+
+/// Sleeps for a minute: a job that is executing until it is cancelled.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Sleepy {
+    pub n: u32,
+}
+
+impl Worker for Sleepy {
+    const NAME: &'static str = "Cli.Sleepy";
+
+    async fn perform(self, _ctx: JobContext) -> Result<Outcome, JobError> {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        Ok(Outcome::Complete)
+    }
+}

@@ -35,6 +35,21 @@ pub async fn postgres_unmigrated() -> (PgPool, String) {
         .expect("connect to PostgreSQL");
     let stamp = chrono::Utc::now().timestamp();
     let name = format!("oban_test_{stamp}_{}", uuid::Uuid::new_v4().simple());
+    // Databases of runs that crashed before cleaning up, as the workspace's tests name them:
+    // drop those older than an hour.
+    let stale: Vec<String> = sqlx::query_scalar(
+        "SELECT datname FROM pg_database WHERE datname LIKE 'oban_test_%' \
+         AND split_part(datname, '_', 3)::bigint < $1",
+    )
+    .bind(stamp - 3600)
+    .fetch_all(&mut admin)
+    .await
+    .unwrap_or_default();
+    for db in stale {
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
+            .execute(&mut admin)
+            .await;
+    }
     sqlx::query(&format!("CREATE DATABASE \"{name}\""))
         .execute(&mut admin)
         .await

@@ -39,6 +39,15 @@ impl FailureCount {
             count,
         }
     }
+
+    /// A group from a row of `(worker, queue, state, error, count)` as the engines' grouped
+    /// queries return it; `None` for a state this runtime does not know.
+    pub(crate) fn from_row(
+        (worker, queue, state, error, count): (String, String, String, Option<String>, i64),
+    ) -> Option<Self> {
+        let state = state.parse::<JobState>().ok()?;
+        Some(Self::new(worker, queue, state, error, count.max(0) as u64))
+    }
 }
 
 /// The jobs one cron entry inserted, as their meta names the entry, grouped by

@@ -2,8 +2,8 @@
 //!
 //! The runtime records into whatever recorder the application installs (a Prometheus exporter,
 //! StatsD, your own); with none installed, recording does nothing and costs next to nothing.
-//! With the `prometheus` feature, [`Builder::prometheus`](crate::Builder::prometheus) installs
-//! a Prometheus recorder and serves `/metrics` itself (see `crate::prometheus`).
+//! With the `prometheus` feature, `Builder::prometheus` installs a Prometheus recorder and
+//! serves `/metrics` itself (see the `prometheus` module, present with that feature).
 //! Install the recorder **before starting the node**: as with every user of the facade, a series
 //! registered before a recorder exists stays unrecorded (job series are registered at the first
 //! job of each queue and worker, process-wide).

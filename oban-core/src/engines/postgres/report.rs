@@ -1,7 +1,6 @@
 //! The operator's reports ([`crate::admin`]): failures grouped by worker and last error, cron
 //! entries seen in recent jobs.
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::NaiveDateTime;
@@ -11,7 +10,6 @@ use super::prefix::qualify;
 use super::row::utc;
 use crate::engine::{CronSeen, FailureCount};
 use crate::error::Result;
-use crate::job::JobState;
 use crate::prefix::Prefix;
 
 /// See [`Engine::job_failures`](crate::engine::Engine::job_failures). `errors` is `jsonb[]` in
@@ -36,16 +34,7 @@ pub(super) async fn failures(
             .await?;
     Ok(rows
         .into_iter()
-        .filter_map(|(worker, queue, state, error, count)| {
-            let state = JobState::from_str(&state).ok()?;
-            Some(FailureCount::new(
-                worker,
-                queue,
-                state,
-                error,
-                count.max(0) as u64,
-            ))
-        })
+        .filter_map(FailureCount::from_row)
         .collect())
 }
 

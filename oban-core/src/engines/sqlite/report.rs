@@ -1,14 +1,12 @@
 //! The operator's reports ([`crate::admin`]): failures grouped by worker and last error, cron
 //! entries seen in recent jobs.
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use super::row::{now, parse_ts, ts, utc};
 use super::SqliteEngine;
 use crate::engine::{CronSeen, FailureCount};
 use crate::error::Result;
-use crate::job::JobState;
 
 /// `now - since` as stored, saturating.
 fn cutoff(since: Duration) -> String {
@@ -36,16 +34,7 @@ pub(super) async fn failures(engine: &SqliteEngine, since: Duration) -> Result<V
     .await?;
     Ok(rows
         .into_iter()
-        .filter_map(|(worker, queue, state, error, count)| {
-            let state = JobState::from_str(&state).ok()?;
-            Some(FailureCount::new(
-                worker,
-                queue,
-                state,
-                error,
-                count.max(0) as u64,
-            ))
-        })
+        .filter_map(FailureCount::from_row)
         .collect())
 }
 

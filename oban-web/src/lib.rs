@@ -1,0 +1,1 @@
+//! The Oban for Rust dashboard.

@@ -1,7 +1,8 @@
 //! The operator's API (`oban::admin`) against real PostgreSQL and SQLite, each case on a
 //! database of its own: every operation, bulk operations in batches of at most `batch` rows per
 //! statement, replay making discarded jobs run again on a node, a cancel reaching the node that
-//! runs the job, and a queue command for one node reaching only that node.
+//! runs the job, a queue command for one node reaching only that node, and newest-first pages
+//! with a text search.
 
 mod common;
 #[path = "conformance/harness.rs"]
@@ -26,7 +27,7 @@ use serde_json::{json, Value};
 
 use common::wait::wait_until;
 use harness::{Db, Kind};
-use helpers::{backdate_jobs, error_entry, fetch, finish_as};
+use helpers::{backdate_jobs, error_entry, fetch, finish_as, ids};
 use probe::{node, Probe, Runs};
 
 /// An admin on `db` as the CLI makes one: its own pool, from the URL and the prefix (on SQLite,
@@ -76,6 +77,10 @@ cases!(
     prune_in_batches,
     migration_status_and_migrate,
     cron_entries,
+    pages_walk_newest_first,
+    search_finds_worker_args_errors_and_id,
+    search_wildcards_are_literal,
+    search_with_other_conditions_and_in_bulk,
 );
 
 /// jobs, job, count, `since`, limits, and the JSON shape of a job.
@@ -575,6 +580,293 @@ async fn cron_entries(kind: Kind) {
     assert!(value[2]["next_run_at"].is_null());
 }
 
+/// Every page of `query` from the newest job on, each page's ids in order.
+async fn walk_pages(admin: &Admin, query: &JobQuery, mut before: Option<i64>) -> Vec<Vec<i64>> {
+    let mut pages = Vec::new();
+    loop {
+        let page = ids(&admin.page(query, before).await.unwrap());
+        let Some(&last) = page.last() else {
+            return pages;
+        };
+        before = Some(last);
+        pages.push(page);
+        assert!(pages.len() <= 1_000, "the walk ends");
+    }
+}
+
+/// Pages walk every matching job newest first, `limit` at a time, with neither a gap nor a
+/// repeat: unfiltered, filtered in SQL (worker), filtered after it on SQLite (args containment,
+/// checked in Rust), and while jobs are inserted between two pages.
+async fn pages_walk_newest_first(kind: Kind) {
+    let db = Db::new(kind).await;
+    let admin = admin(&db).await;
+    let jobs: Vec<NewJob> = (0..23)
+        .map(|i| {
+            let worker = if i % 3 == 0 { "B" } else { "A" };
+            NewJob::new(worker, json!({"i": i, "even": i % 2 == 0})).queue("pages")
+        })
+        .collect();
+    let stored = db.insert_via_pool(jobs).await;
+    let newest_first = |keep: &dyn Fn(&Job) -> bool| -> Vec<i64> {
+        let mut ids: Vec<i64> = stored.iter().filter(|j| keep(j)).map(|j| j.id).collect();
+        ids.sort_unstable_by(|a, b| b.cmp(a));
+        ids
+    };
+    let every = newest_first(&|_| true);
+
+    let all = JobQuery::new(JobFilter::new()).limit(5);
+    let pages = walk_pages(&admin, &all, None).await;
+    assert_eq!(
+        pages.iter().map(Vec::len).collect::<Vec<_>>(),
+        [5, 5, 5, 5, 3]
+    );
+    assert_eq!(pages.concat(), every);
+
+    let a = JobQuery::new(JobFilter::new().worker("A")).limit(4);
+    let pages = walk_pages(&admin, &a, None).await;
+    assert!(pages.iter().all(|p| p.len() <= 4));
+    assert_eq!(pages.concat(), newest_first(&|j| j.worker == "A"));
+
+    let even = JobQuery::new(JobFilter::new().args_contain(json!({"even": true}))).limit(3);
+    let pages = walk_pages(&admin, &even, None).await;
+    assert_eq!(pages.concat(), newest_first(&|j| j.args["even"] == true));
+
+    // Without a limit, JobQuery::DEFAULT_LIMIT (more than 23): one page.
+    let unlimited = JobQuery::new(JobFilter::new());
+    assert_eq!(ids(&admin.page(&unlimited, None).await.unwrap()), every);
+    // Before the oldest job: nothing.
+    let oldest = *every.last().unwrap();
+    assert!(admin.page(&all, Some(oldest)).await.unwrap().is_empty());
+
+    // A job inserted after the first page is newer than all of it: the walk goes on from the
+    // first page's last id, neither repeating nor skipping one.
+    let first = ids(&admin.page(&all, None).await.unwrap());
+    let newer = db.insert(job("A", "pages")).await;
+    assert!(newer.id > first[0]);
+    let rest = walk_pages(&admin, &all, first.last().copied()).await;
+    assert_eq!([vec![first], rest].concat().concat(), every);
+    assert_eq!(admin.page(&all, None).await.unwrap()[0].id, newer.id);
+}
+
+/// Fetches the next job of `queue` and acks it to `state` with an error entry whose text is
+/// `message` (its `at` a fixed word, so no digit of a timestamp is searchable).
+async fn fail_with(db: &Db, queue: &str, state: JobState, message: &str) -> i64 {
+    let fetched = fetch(db, queue, 1).await;
+    let job = &fetched[0];
+    let ack = Ack {
+        id: job.id,
+        attempted_at: job.attempted_at.unwrap().naive_utc(),
+        state,
+        schedule_in: (state == JobState::Retryable).then(|| Duration::from_secs(3600)),
+        give_back_attempt: false,
+        error: Some(json!({"attempt": job.attempt, "at": "earlier", "error": message})),
+        meta: None,
+    };
+    assert_eq!(db.engine.job_ack_many(&[ack]).await.unwrap(), [job.id]);
+    job.id
+}
+
+/// The ids a search finds (with `filter`'s other conditions), newest first.
+async fn found(admin: &Admin, filter: JobFilter) -> Vec<i64> {
+    let query = JobQuery::new(filter);
+    let page = ids(&admin.page(&query, None).await.unwrap());
+    assert_eq!(
+        admin.count(&query).await.unwrap(),
+        page.len() as u64,
+        "count agrees with the page"
+    );
+    page
+}
+
+fn search(text: &str) -> JobFilter {
+    JobFilter::new().search(text)
+}
+
+/// A search finds its text, ignoring case, in the worker, in the args' JSON and in the errors'
+/// JSON, and an integer finds the job of that id; blank text is no condition.
+async fn search_finds_worker_args_errors_and_id(kind: Kind) {
+    let db = Db::new(kind).await;
+    let admin = admin(&db).await;
+    let mail = db
+        .insert(NewJob::new("Mailer.SendReceipt", json!({"to": "Ada@Example.com"})).queue("m"))
+        .await;
+    let report = db
+        .insert(NewJob::new("Reports.Daily", json!({"day": "monday"})).queue("r"))
+        .await;
+    let failed = db
+        .insert(NewJob::new("Sync.Pull", json!({"source": "crm"})).queue("s"))
+        .await;
+    assert_eq!(
+        fail_with(&db, "s", JobState::Retryable, "SMTP Timeout on relay").await,
+        failed.id
+    );
+
+    assert_eq!(found(&admin, search("sendreceipt")).await, [mail.id]);
+    assert_eq!(found(&admin, search("REPORTS.")).await, [report.id]);
+    assert_eq!(found(&admin, search("ada@example")).await, [mail.id]);
+    assert_eq!(found(&admin, search("EXAMPLE.COM")).await, [mail.id]);
+    assert_eq!(found(&admin, search("Monday")).await, [report.id]);
+    assert_eq!(found(&admin, search("smtp timeout")).await, [failed.id]);
+    assert_eq!(found(&admin, search("relay")).await, [failed.id]);
+    assert_eq!(
+        found(&admin, search("  crm  ")).await,
+        [failed.id],
+        "trimmed"
+    );
+    assert!(found(&admin, search("nowhere")).await.is_empty());
+    // No text holds a digit but the error's `"attempt": 1`, so the id of the second job (2 in a
+    // fresh database, and never 1) finds that job alone.
+    assert_eq!(
+        found(&admin, search(&report.id.to_string())).await,
+        [report.id]
+    );
+    assert_eq!(
+        found(
+            &admin,
+            search(&format!(" {} ", mail.id)).worker("Mailer.SendReceipt")
+        )
+        .await,
+        [mail.id]
+    );
+    let every = vec![failed.id, report.id, mail.id];
+    assert_eq!(
+        found(&admin, search("")).await,
+        every,
+        "empty: no condition"
+    );
+    assert_eq!(found(&admin, search(" \t ")).await, every);
+    assert!(JobFilter::new().search(" ").is_empty());
+    assert!(!JobFilter::new().search("x").is_empty());
+}
+
+/// `%`, `_` and `\` in the text are the characters themselves, not `LIKE` wildcards or its
+/// escape.
+async fn search_wildcards_are_literal(kind: Kind) {
+    let db = Db::new(kind).await;
+    let admin = admin(&db).await;
+    let percent = db
+        .insert(NewJob::new("Shop.Discount", json!({"off": "ten%"})))
+        .await;
+    let no_percent = db
+        .insert(NewJob::new("Shop.Price", json!({"off": "tenx"})))
+        .await;
+    let underscore = db
+        .insert(NewJob::new("Shop.Code", json!({"code": "a_b"})))
+        .await;
+    let no_underscore = db
+        .insert(NewJob::new("Shop.Other", json!({"code": "axb"})))
+        .await;
+    let backslash = db
+        .insert(NewJob::new("Shop.Path", json!({"path": "c:\\tmp"})))
+        .await;
+
+    assert_eq!(found(&admin, search("%")).await, [percent.id]);
+    assert_eq!(found(&admin, search("ten%")).await, [percent.id]);
+    assert_eq!(found(&admin, search("_")).await, [underscore.id]);
+    assert_eq!(found(&admin, search("a_b")).await, [underscore.id]);
+    assert_eq!(found(&admin, search("%_%")).await, Vec::<i64>::new());
+    // The path is `c:\tmp` in JSON text: one backslash finds it, and a lone escape character
+    // at the end of the pattern is no error.
+    assert_eq!(found(&admin, search("\\")).await, [backslash.id]);
+    assert_eq!(found(&admin, search("tenx")).await, [no_percent.id]);
+    assert_eq!(found(&admin, search("axb")).await, [no_underscore.id]);
+}
+
+/// A search narrows the other conditions (state, queue) and they narrow it; the bulk operations
+/// (retry through the admin's id walk, cancel and delete on the engine) touch only what it finds,
+/// and a blank search does not make a filter non-empty for them.
+async fn search_with_other_conditions_and_in_bulk(kind: Kind) {
+    let db = Db::new(kind).await;
+    let admin = admin(&db).await;
+    let mut smtp = Vec::new();
+    let mut oom = Vec::new();
+    for i in 0..5 {
+        db.insert(job("Mailer.Deliver", "mail")).await;
+        smtp.push(
+            fail_with(
+                &db,
+                "mail",
+                JobState::Discarded,
+                &format!("SMTP refused {i}"),
+            )
+            .await,
+        );
+        db.insert(job("Report.Build", "reports")).await;
+        oom.push(fail_with(&db, "reports", JobState::Discarded, "out of memory").await);
+    }
+    let waiting_mail = db.insert(job("Mailer.Deliver", "mail")).await;
+    let other_queue = db.insert(job("Mailer.Digest", "digests")).await;
+    smtp.reverse();
+
+    let mailer = || search("mailer");
+    assert_eq!(
+        found(&admin, mailer().state(JobState::Discarded)).await,
+        smtp
+    );
+    assert_eq!(
+        found(&admin, mailer().state(JobState::Available)).await,
+        [other_queue.id, waiting_mail.id]
+    );
+    assert_eq!(
+        found(&admin, mailer().queue("digests")).await,
+        [other_queue.id]
+    );
+    assert_eq!(
+        found(&admin, mailer().queue("mail").state(JobState::Available)).await,
+        [waiting_mail.id]
+    );
+    assert!(found(&admin, mailer().queue("reports")).await.is_empty());
+    let query = JobQuery::new(search("smtp").state(JobState::Discarded)).limit(2);
+    let pages = walk_pages(&admin, &query, None).await;
+    assert_eq!(pages.concat(), smtp);
+
+    // Retry in batches of 2: the discarded jobs whose errors say SMTP, none of the others.
+    let smtp_discarded = JobQuery::new(search("smtp").state(JobState::Discarded));
+    let mut steps = Vec::new();
+    let retried = admin
+        .retry(&smtp_discarded, 2, &mut |done| steps.push(done))
+        .await
+        .unwrap();
+    assert_eq!(retried, 5);
+    assert_eq!(steps, [2, 4, 5]);
+    for id in &smtp {
+        assert_eq!(db.job(*id).await.state, JobState::Available);
+    }
+    for id in &oom {
+        assert_eq!(db.job(*id).await.state, JobState::Discarded);
+    }
+    assert_eq!(db.job(other_queue.id).await.state, JobState::Available);
+
+    // The engine's own bulk statements take the search too.
+    let (cancelled, _) = db
+        .engine
+        .job_cancel_many(&search("refused 3"))
+        .await
+        .unwrap();
+    assert_eq!(cancelled, 1);
+    assert_eq!(db.job(smtp[1]).await.state, JobState::Cancelled);
+    let deleted = db.engine.job_delete_many(&search("MEMORY")).await.unwrap();
+    assert_eq!(deleted, 5);
+    assert!(found(&admin, search("memory")).await.is_empty());
+    let retried = db
+        .engine
+        .job_retry_many(&search("refused 3"))
+        .await
+        .unwrap();
+    assert_eq!(retried, 1, "the cancelled one");
+    assert_eq!(db.job(smtp[1]).await.state, JobState::Available);
+
+    let blank = JobQuery::new(search("   "));
+    assert!(matches!(
+        admin.delete(&blank, 10, &mut |_| {}).await,
+        Err(oban::Error::EmptyFilter { .. })
+    ));
+    assert_eq!(
+        admin.count(&JobQuery::new(JobFilter::all())).await.unwrap(),
+        7
+    );
+}
+
 /// An engine that records the size of every bulk statement the admin sends through it: the ids
 /// a retry, cancel or delete is restricted to, and the limit of each id page.
 struct Recording {
@@ -665,6 +957,14 @@ impl Engine for Recording {
     }
     async fn job_list(&self, filter: &JobFilter, limit: u32) -> oban::Result<Vec<Job>> {
         self.inner.job_list(filter, limit).await
+    }
+    async fn job_page(
+        &self,
+        filter: &JobFilter,
+        before: Option<i64>,
+        limit: u32,
+    ) -> oban::Result<Vec<Job>> {
+        self.inner.job_page(filter, before, limit).await
     }
     async fn job_retry_many(&self, filter: &JobFilter) -> oban::Result<u64> {
         self.record("retry", Self::bound(filter));
@@ -792,4 +1092,49 @@ async fn inline_engine_answers_the_reads() {
         .is_empty());
     assert!(admin.migration_status().await.unwrap().up_to_date());
     let _ = admin.failing(Duration::from_secs(60), 3).await.unwrap();
+}
+
+/// The inline engine pages newest first and searches as the databases do: worker, args and
+/// errors, ignoring case, an id, wildcards taken literally.
+#[tokio::test]
+async fn inline_engine_pages_and_searches() {
+    use oban::engines::inline::InlineEngine;
+    let engine = Arc::new(InlineEngine::new(
+        Arc::new(oban::Registry::default()),
+        Arc::new(oban::StateMap::new()),
+        "inline".into(),
+    ));
+    let stored = engine
+        .job_insert_many(
+            (0..7)
+                .map(|i| NewJob::new(format!("W{i}"), json!({"tag": format!("v{i}_x")})))
+                .chain([NewJob::new("Shop.Discount", json!({"off": "TEN%"}))])
+                .collect(),
+        )
+        .await
+        .unwrap();
+    let mut newest_first = ids(&stored);
+    newest_first.reverse();
+    let admin = Admin::with_engine(engine.clone());
+    let all = JobQuery::new(JobFilter::new()).limit(3);
+    let pages = walk_pages(&admin, &all, None).await;
+    assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), [3, 3, 2]);
+    assert_eq!(pages.concat(), newest_first);
+
+    let last = stored.last().unwrap().id;
+    let page = |filter: JobFilter| {
+        let admin = admin.clone();
+        async move { ids(&admin.page(&JobQuery::new(filter), None).await.unwrap()) }
+    };
+    assert_eq!(page(search("ten%")).await, [last]);
+    assert_eq!(page(search("%")).await, [last]);
+    assert_eq!(page(search("shop.")).await, [last]);
+    assert_eq!(page(search("V3_X")).await, [stored[3].id]);
+    assert!(page(search("v3%x")).await.is_empty());
+    // With no worker registered, each job was deferred with an error naming its worker (and a
+    // timestamp, whose digits any id may be among).
+    assert_eq!(page(search("NOT KNOWN to node")).await, newest_first);
+    assert_eq!(page(search("`w2`")).await, [stored[2].id]);
+    assert!(page(search(&last.to_string())).await.contains(&last));
+    assert_eq!(page(search(" ")).await, newest_first);
 }

@@ -1,10 +1,14 @@
-//! Choosing jobs for bulk operations: [`JobFilter`].
+//! Choosing jobs for bulk operations and lists: [`JobFilter`]; its text search in `search.rs`.
+
+mod search;
 
 use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::job::JobState;
+
+pub(crate) use search::Search;
 
 /// Which jobs a bulk cancel, retry or delete applies to. Every condition given must hold.
 ///
@@ -26,6 +30,10 @@ use crate::job::JobState;
 ///     .tag("billing")
 ///     .args_contain(json!({"template": "receipt"}));
 /// # let _ = stuck_receipts;
+///
+/// // What a search box asks: "receipt" anywhere in the worker, the args or the errors.
+/// let typed = JobFilter::new().state(JobState::Discarded).search("receipt");
+/// # let _ = typed;
 /// ```
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
@@ -47,6 +55,8 @@ pub struct JobFilter {
     /// Only jobs inserted at most this long ago (`inserted_at >= now - d`, on the database's
     /// clock where it has one).
     pub inserted_within: Option<Duration>,
+    /// Only jobs this text finds: see [`JobFilter::search`]. Blank text is no condition.
+    pub search: Option<String>,
     /// Made by [`JobFilter::all`]: matching every job is meant.
     pub(crate) everything: bool,
 }
@@ -85,6 +95,7 @@ impl JobFilter {
             && self.args.is_none()
             && self.meta.is_none()
             && self.inserted_within.is_none()
+            && self.search_terms().is_none()
     }
 
     /// `Ok` unless the filter [`is_empty`](Self::is_empty); `operation` names the bulk operation
@@ -160,6 +171,42 @@ impl JobFilter {
     pub fn inserted_within(mut self, age: Duration) -> Self {
         self.inserted_within = Some(age);
         self
+    }
+
+    /// Requires the job to contain `text`: a job matches when `text`, ignoring case, occurs in
+    /// its worker, in its args as JSON text or in its errors as JSON text (the `errors` column:
+    /// each failed attempt's `at`, `attempt` and `error`), or when `text` is an integer equal to
+    /// its id. What a dashboard's search box asks.
+    ///
+    /// The text is taken literally: `%`, `_` and `\` match only themselves (they are escaped
+    /// before the engine's `LIKE` sees them). Leading and trailing whitespace is ignored, and text
+    /// that is empty or only whitespace adds no condition. Matching is a substring scan of the
+    /// rows the other conditions leave: cheap with a selective filter or many matches, a read of
+    /// the whole table for rare text.
+    ///
+    /// JSON text is each engine's own rendering: PostgreSQL writes `{"a": 1}` (a space after
+    /// `:` and `,`) where SQLite and the inline engine write `{"a":1}`, so search for keys and
+    /// values rather than for their punctuation. Case is ignored for every letter on PostgreSQL
+    /// (by the database's locale) and in the inline engine, and for ASCII letters on SQLite
+    /// (its `LIKE`).
+    ///
+    /// ```
+    /// use oban_core::JobFilter;
+    ///
+    /// let receipts = JobFilter::new().search("receipt");
+    /// assert!(!receipts.is_empty());
+    /// assert!(JobFilter::new().search("  ").is_empty(), "blank text is no condition");
+    /// let by_id = JobFilter::new().search("4207"); // job 4207, or "4207" in a worker, args or errors
+    /// # let _ = by_id;
+    /// ```
+    pub fn search(mut self, text: impl Into<String>) -> Self {
+        self.search = Some(text.into());
+        self
+    }
+
+    /// The search, ready for an engine; `None` when there is none or it is blank.
+    pub(crate) fn search_terms(&self) -> Option<Search> {
+        self.search.as_deref().and_then(Search::new)
     }
 }
 

@@ -5,7 +5,9 @@
 //! incident, one concern per file:
 //!
 //! - depth by queue and state, and each node's view of each queue ([`Admin::queues`], `queues.rs`);
-//! - jobs by filter, one job, counts ([`Admin::jobs`], [`Admin::job`], [`Admin::count`], here);
+//! - jobs by filter, newest-first pages of them (the search box of a dashboard:
+//!   [`JobFilter::search`]), one job, counts ([`Admin::jobs`], [`Admin::page`], [`Admin::job`],
+//!   [`Admin::count`], here);
 //! - the top failing workers and their most frequent errors ([`Admin::failing`], `failing.rs`);
 //! - pausing, resuming and scaling queues on every node or one ([`Admin::pause`], `queues.rs`);
 //! - retry, cancel, delete and replay in keyset batches with progress, and prune
@@ -29,7 +31,9 @@
 //! [`Admin::queues`] reads the depth query the gauges use (exact up to 100,000 jobs per queue
 //! and state, then PostgreSQL's planner estimate) and the producer rows. [`Admin::count`] counts
 //! every matching row, and [`Admin::jobs`] walks the primary key in id order: both are cheap
-//! with a selective filter and proportional to the table without one. [`Admin::failing`] reads
+//! with a selective filter and proportional to the table without one. [`Admin::page`] walks the
+//! primary key from its end and stops at the page's last match: cheap when matches are common
+//! among recent jobs, a read of the whole table for a search whose text no job holds. [`Admin::failing`] reads
 //! the retryable and discarded jobs through the state index; [`Admin::cron`] scans the jobs
 //! inserted within its window. Bulk operations are walks of short statements (see `bulk.rs`):
 //! they never hold a lock longer than one batch.
@@ -173,11 +177,36 @@ impl Admin {
     /// Matching jobs, oldest (lowest id) first, at most [`JobQuery::limit`] (default
     /// [`JobQuery::DEFAULT_LIMIT`]). An empty filter lists every job.
     pub async fn jobs(&self, query: &JobQuery) -> Result<Vec<Job>> {
-        let limit = query
-            .limit
-            .unwrap_or(JobQuery::DEFAULT_LIMIT)
-            .min(u64::from(u32::MAX)) as u32;
-        self.engine.job_list(&query.filter(), limit).await
+        self.engine
+            .job_list(&query.filter(), query.list_limit())
+            .await
+    }
+
+    /// Matching jobs newest (highest id) first, at most [`JobQuery::limit`] (default
+    /// [`JobQuery::DEFAULT_LIMIT`]), only those with an id below `before` when it is given: a
+    /// page of a dashboard's list. The next page is asked with the last id of this one, so pages
+    /// neither skip nor repeat a job while others are inserted or deleted. An empty filter pages
+    /// every job.
+    ///
+    /// ```no_run
+    /// # async fn demo(admin: oban_core::admin::Admin) -> oban_core::Result<()> {
+    /// use oban_core::admin::JobQuery;
+    /// use oban_core::{JobFilter, JobState};
+    ///
+    /// // What the search box found among discarded jobs, 50 at a time.
+    /// let query = JobQuery::new(JobFilter::new().state(JobState::Discarded).search("timeout"))
+    ///     .limit(50);
+    /// let first = admin.page(&query, None).await?;
+    /// if let Some(last) = first.last() {
+    ///     let second = admin.page(&query, Some(last.id)).await?;
+    ///     # let _ = second;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn page(&self, query: &JobQuery, before: Option<i64>) -> Result<Vec<Job>> {
+        self.engine
+            .job_page(&query.filter(), before, query.list_limit())
+            .await
     }
 
     /// One job by id, with its args, meta, attempts and error history.
@@ -212,14 +241,14 @@ pub struct JobQuery {
     pub filter: JobFilter,
     /// Only jobs inserted at most this long ago (`inserted_at >= now - since`).
     pub since: Option<Duration>,
-    /// At most this many jobs: listed by [`Admin::jobs`] (default
+    /// At most this many jobs: listed by [`Admin::jobs`] and [`Admin::page`] (default
     /// [`DEFAULT_LIMIT`](Self::DEFAULT_LIMIT)), changed by a bulk operation (default: every
     /// matching job). [`Admin::count`] ignores it.
     pub limit: Option<u64>,
 }
 
 impl JobQuery {
-    /// How many jobs [`Admin::jobs`] lists when no limit is given.
+    /// How many jobs [`Admin::jobs`] and [`Admin::page`] list when no limit is given.
     pub const DEFAULT_LIMIT: u64 = 100;
 
     /// The jobs `filter` matches.
@@ -241,6 +270,14 @@ impl JobQuery {
     pub fn limit(mut self, limit: u64) -> Self {
         self.limit = Some(limit);
         self
+    }
+
+    /// How many jobs a list returns: the limit or [`DEFAULT_LIMIT`](Self::DEFAULT_LIMIT), at
+    /// most `u32::MAX`.
+    fn list_limit(&self) -> u32 {
+        self.limit
+            .unwrap_or(Self::DEFAULT_LIMIT)
+            .min(u64::from(u32::MAX)) as u32
     }
 
     /// The filter with [`since`](Self::since) folded in, as the engine takes it.

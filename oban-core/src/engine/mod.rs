@@ -136,6 +136,17 @@ pub trait Engine: Notifier + Peer + Send + Sync + 'static {
     /// Matching jobs, oldest first, at most `limit`.
     async fn job_list(&self, filter: &JobFilter, limit: u32) -> Result<Vec<Job>>;
 
+    /// Matching jobs newest first (descending id), only those with an id below `before` when it
+    /// is given, at most `limit`: one page of a dashboard's list, the next page asked with the
+    /// last id of this one. A walk of the primary key from its end that stops after `limit`
+    /// matches, so a page costs what the filter makes it skip, not the size of the table.
+    async fn job_page(
+        &self,
+        filter: &JobFilter,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<Job>>;
+
     /// Makes matching jobs that are not executing available now, raising `max_attempts` where
     /// spent; returns how many changed.
     async fn job_retry_many(&self, filter: &JobFilter) -> Result<u64>;

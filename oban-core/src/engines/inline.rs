@@ -121,6 +121,9 @@ fn matches(filter: &JobFilter, job: &Job) -> bool {
                 .and_then(|age| Utc::now().checked_sub_signed(age))
                 .is_none_or(|cutoff| job.inserted_at >= cutoff)
         })
+        && filter
+            .search_terms()
+            .is_none_or(|search| search.matches(job))
 }
 
 #[async_trait]
@@ -217,6 +220,26 @@ impl Engine for InlineEngine {
         Ok(self
             .jobs()
             .values()
+            .filter(|job| matches(filter, job))
+            .take(limit as usize)
+            .cloned()
+            .collect())
+    }
+
+    async fn job_page(
+        &self,
+        filter: &JobFilter,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<Job>> {
+        let jobs = self.jobs();
+        let below = match before {
+            Some(before) => jobs.range(..before),
+            None => jobs.range(..),
+        };
+        Ok(below
+            .rev()
+            .map(|(_, job)| job)
             .filter(|job| matches(filter, job))
             .take(limit as usize)
             .cloned()

@@ -139,6 +139,15 @@ impl Engine for PostgresEngine {
         query::list(&self.pool, self.prefix, filter, limit).await
     }
 
+    async fn job_page(
+        &self,
+        filter: &JobFilter,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<Job>> {
+        query::page(&self.pool, self.prefix, filter, before, limit).await
+    }
+
     async fn job_retry_many(&self, filter: &JobFilter) -> Result<u64> {
         query::retry_many(&self.pool, self.prefix, filter).await
     }

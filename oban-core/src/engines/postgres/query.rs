@@ -1,4 +1,5 @@
-//! Jobs by id and by [`JobFilter`]: lists, and bulk retry, cancel and delete.
+//! Jobs by id and by [`JobFilter`]: lists, newest-first pages, and bulk retry, cancel and
+//! delete.
 
 use serde_json::Value;
 use sqlx::postgres::{PgArguments, PgPool, PgRow};
@@ -8,11 +9,18 @@ use sqlx::{Postgres, Row};
 use super::prefix::qualify;
 use super::row::{job_columns, job_from_row, keep_uniq_key};
 use crate::error::Result;
-use crate::filter::JobFilter;
+use crate::filter::{JobFilter, Search};
 use crate::job::Job;
 use crate::prefix::Prefix;
 
-/// The conditions of a [`JobFilter`], over binds `$1`..`$8` (see [`bind_filter`]).
+/// The conditions of a [`JobFilter`], over binds `$1`..`$10` (see [`bind_filter`]); a statement's
+/// own binds start at `$11`.
+///
+/// The search (`$9`, a `LIKE` pattern already escaped, and `$10`, the id it names) reads
+/// `errors` through `to_jsonb`, which renders both of its types as JSON text: `jsonb[]` (the
+/// schema Elixir Oban and this runtime install; its own `::text` is an array literal with every
+/// quote escaped) and `jsonb` (Python Oban's). Statements run with custom plans for their first
+/// executions, where a `NULL` bind folds its condition away.
 macro_rules! filter_sql {
     () => {
         "($1::int8[] IS NULL OR j.id = ANY($1))
@@ -22,7 +30,9 @@ macro_rules! filter_sql {
      AND coalesce(to_jsonb(j.tags), '[]'::jsonb) @> $5::jsonb
      AND ($6::jsonb IS NULL OR j.args @> $6)
      AND ($7::jsonb IS NULL OR j.meta @> $7)
-     AND ($8::int8 IS NULL OR j.inserted_at >= timezone('UTC', now()) - $8 * interval '1 millisecond')"
+     AND ($8::int8 IS NULL OR j.inserted_at >= timezone('UTC', now()) - $8 * interval '1 millisecond')
+     AND ($9::text IS NULL OR j.worker ILIKE $9 OR j.args::text ILIKE $9
+          OR to_jsonb(j.errors)::text ILIKE $9 OR j.id = $10::int8)"
     };
 }
 
@@ -52,9 +62,33 @@ pub(super) async fn list(
         job_columns!(),
         " FROM oban_jobs j WHERE ",
         filter_sql!(),
-        " ORDER BY j.id LIMIT $9"
+        " ORDER BY j.id LIMIT $11"
     );
     let rows = bind_filter(sqlx::query(qualify(prefix, SQL)), filter)
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(job_from_row).collect()
+}
+
+/// See [`Engine::job_page`](crate::engine::Engine::job_page): a backward walk of the primary
+/// key from `before`, stopping at `limit` matching rows.
+pub(super) async fn page(
+    pool: &PgPool,
+    prefix: Prefix,
+    filter: &JobFilter,
+    before: Option<i64>,
+    limit: u32,
+) -> Result<Vec<Job>> {
+    const SQL: &str = concat!(
+        "SELECT ",
+        job_columns!(),
+        " FROM oban_jobs j WHERE ",
+        filter_sql!(),
+        " AND ($11::int8 IS NULL OR j.id < $11) ORDER BY j.id DESC LIMIT $12"
+    );
+    let rows = bind_filter(sqlx::query(qualify(prefix, SQL)), filter)
+        .bind(before)
         .bind(i64::from(limit))
         .fetch_all(pool)
         .await?;
@@ -72,7 +106,7 @@ pub(super) async fn ids(
     const SQL: &str = concat!(
         "SELECT j.id FROM oban_jobs j WHERE ",
         filter_sql!(),
-        " AND j.id > $9 ORDER BY j.id LIMIT $10"
+        " AND j.id > $11 ORDER BY j.id LIMIT $12"
     );
     let ids = bind_filter(sqlx::query(qualify(prefix, SQL)), filter)
         .bind(after)
@@ -150,10 +184,12 @@ pub(super) async fn delete_many(pool: &PgPool, prefix: Prefix, filter: &JobFilte
     Ok(result.rows_affected())
 }
 
+/// Binds `$1`..`$10` of [`filter_sql!`].
 fn bind_filter<'q>(
     query: Query<'q, Postgres, PgArguments>,
     filter: &'q JobFilter,
 ) -> Query<'q, Postgres, PgArguments> {
+    let search = filter.search_terms();
     query
         .bind(filter.ids.as_deref())
         .bind(&filter.queues)
@@ -163,4 +199,6 @@ fn bind_filter<'q>(
         .bind(filter.args.as_ref())
         .bind(filter.meta.as_ref())
         .bind(filter.inserted_within.map(super::millis))
+        .bind(search.as_ref().map(Search::pattern))
+        .bind(search.as_ref().and_then(Search::id))
 }

@@ -256,6 +256,15 @@ impl Engine for SqliteEngine {
         query::list(self, filter, limit).await
     }
 
+    async fn job_page(
+        &self,
+        filter: &JobFilter,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<Job>> {
+        query::page(self, filter, before, limit).await
+    }
+
     async fn job_retry_many(&self, filter: &JobFilter) -> Result<u64> {
         query::retry_many(self, filter).await
     }

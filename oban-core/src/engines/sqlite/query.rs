@@ -1,4 +1,5 @@
-//! Jobs by id and by [`JobFilter`]: lists, and bulk retry, cancel and delete.
+//! Jobs by id and by [`JobFilter`]: lists, newest-first pages, and bulk retry, cancel and
+//! delete.
 
 use serde_json::Value;
 use sqlx::{Row, SqliteConnection};
@@ -8,7 +9,7 @@ use super::row::{self, job_from_row, now, ts, JOB_COLUMNS};
 use super::SqliteEngine;
 use crate::error::{Error, Result};
 use crate::filter::json_contains;
-use crate::filter::JobFilter;
+use crate::filter::{JobFilter, Search};
 use crate::job::{Job, JobState};
 
 /// See [`Engine::job_get`](crate::engine::Engine::job_get).
@@ -27,28 +28,70 @@ pub(super) async fn list(
     filter: &JobFilter,
     limit: u32,
 ) -> Result<Vec<Job>> {
-    // SQL conditions first, in pages of ids; args/meta containment is then checked in Rust.
+    let sql = format!(
+        "SELECT {JOB_COLUMNS} FROM oban_jobs
+         WHERE {FILTER_SQL} AND id > ?9 ORDER BY id LIMIT ?10"
+    );
+    walk(engine, &sql, filter, 0, |last| last, limit).await
+}
+
+/// See [`Engine::job_page`](crate::engine::Engine::job_page). The bound is inclusive (`id <=
+/// ?9`, from `before - 1`) so that a page without `before` binds `i64::MAX` and every id stays a
+/// range on the rowid: no `?9 IS NULL OR ..` that SQLite's planner would not take apart.
+pub(super) async fn page(
+    engine: &SqliteEngine,
+    filter: &JobFilter,
+    before: Option<i64>,
+    limit: u32,
+) -> Result<Vec<Job>> {
+    let start = match before {
+        None => i64::MAX,
+        Some(i64::MIN) => return Ok(Vec::new()),
+        Some(before) => before - 1,
+    };
+    let sql = format!(
+        "SELECT {JOB_COLUMNS} FROM oban_jobs
+         WHERE {FILTER_SQL} AND id <= ?9 ORDER BY id DESC LIMIT ?10"
+    );
+    walk(
+        engine,
+        &sql,
+        filter,
+        start,
+        |last| last.saturating_sub(1),
+        limit,
+    )
+    .await
+}
+
+/// Up to `limit` jobs of `sql`: the filter's conditions, then a keyset bound `?9` (first
+/// `start`, then `next` of the last id read) and a page size `?10`. SQL conditions first, in
+/// pages of rows; the args/meta containment is then checked in Rust.
+async fn walk(
+    engine: &SqliteEngine,
+    sql: &str,
+    filter: &JobFilter,
+    start: i64,
+    next: fn(i64) -> i64,
+    limit: u32,
+) -> Result<Vec<Job>> {
     let page = if filter.args.is_some() || filter.meta.is_some() {
         1_000
     } else {
         i64::from(limit)
     };
-    let sql = format!(
-        "SELECT {JOB_COLUMNS} FROM oban_jobs
-         WHERE {FILTER_SQL} AND id > ?7 ORDER BY id LIMIT ?8"
-    );
     let mut jobs = Vec::new();
-    let mut after = 0_i64;
+    let mut bound = start;
     while jobs.len() < limit as usize {
-        let rows = bind_filter(sqlx::query(&sql), filter)
-            .bind(after)
+        let rows = bind_filter(sqlx::query(sql), filter)
+            .bind(bound)
             .bind(page)
             .fetch_all(&engine.pool)
             .await?;
         let fetched = rows.len();
         for row in &rows {
             let job = job_from_row(row)?;
-            after = job.id;
+            bound = next(job.id);
             let wanted = |want: &Option<Value>, have: &Value| match want {
                 Some(want) => json_contains(have, want),
                 None => true,
@@ -81,7 +124,7 @@ pub(super) async fn ids(
     let (args, meta) = json_columns(filter);
     let sql = format!(
         "SELECT id, {args} AS args, {meta} AS meta FROM oban_jobs
-         WHERE {FILTER_SQL} AND id > ?7 ORDER BY id LIMIT ?8"
+         WHERE {FILTER_SQL} AND id > ?9 ORDER BY id LIMIT ?10"
     );
     let mut ids = Vec::new();
     let mut after = after;
@@ -218,8 +261,11 @@ pub(super) async fn delete_many(engine: &SqliteEngine, filter: &JobFilter) -> Re
         .await
 }
 
-/// The conditions of a [`JobFilter`] but args/meta containment, over binds `?1`..`?6` (see
-/// [`bind_filter`]).
+/// The conditions of a [`JobFilter`] but args/meta containment, over binds `?1`..`?8` (see
+/// [`bind_filter`]); a statement's own binds start at `?9`.
+///
+/// The search (`?7`, a `LIKE` pattern already escaped, and `?8`, the id it names) reads the JSON
+/// text as stored. SQLite's `LIKE` ignores the case of ASCII letters only.
 const FILTER_SQL: &str = "(?1 IS NULL OR id IN (SELECT value FROM json_each(?1)))
      AND (?2 IS NULL OR queue IN (SELECT value FROM json_each(?2)))
      AND (?3 IS NULL OR worker IN (SELECT value FROM json_each(?3)))
@@ -227,12 +273,15 @@ const FILTER_SQL: &str = "(?1 IS NULL OR id IN (SELECT value FROM json_each(?1))
      AND (?5 IS NULL OR NOT EXISTS (
        SELECT 1 FROM json_each(?5) AS want
        WHERE want.value NOT IN (SELECT have.value FROM json_each(oban_jobs.tags) AS have)))
-     AND (?6 IS NULL OR inserted_at >= ?6)";
+     AND (?6 IS NULL OR inserted_at >= ?6)
+     AND (?7 IS NULL OR worker LIKE ?7 ESCAPE '\\' OR args LIKE ?7 ESCAPE '\\'
+          OR errors LIKE ?7 ESCAPE '\\' OR id = ?8)";
 
 type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
 
-/// Binds `?1`..`?6` of [`FILTER_SQL`].
+/// Binds `?1`..`?8` of [`FILTER_SQL`].
 fn bind_filter<'q>(query: SqliteQuery<'q>, filter: &JobFilter) -> SqliteQuery<'q> {
+    let search = filter.search_terms();
     let list = |items: &[String]| (!items.is_empty()).then(|| Value::from(items).to_string());
     let states: Vec<String> = filter
         .states
@@ -257,6 +306,8 @@ fn bind_filter<'q>(query: SqliteQuery<'q>, filter: &JobFilter) -> SqliteQuery<'q
                 .checked_sub_signed(age)
                 .unwrap_or(chrono::NaiveDateTime::MIN))
         }))
+        .bind(search.as_ref().map(Search::pattern))
+        .bind(search.as_ref().and_then(Search::id))
 }
 
 /// The ids and states of jobs matching `filter` whose state satisfies `states_sql`.

@@ -131,7 +131,7 @@ async fn measure(
     pool: &PgPool,
     ids: &[i64],
     what: &str,
-    run: impl AsyncFnOnce(&mut dyn FnMut(u64)) -> oban::Result<u64>,
+    run: impl AsyncFnOnce(&mut (dyn FnMut(u64) + Send)) -> oban::Result<u64>,
 ) -> Figure {
     let stop = Arc::new(AtomicBool::new(false));
     let writer = tokio::spawn(probe_writer(pool.clone(), ids.to_vec(), stop.clone()));

@@ -126,6 +126,22 @@ pub(crate) enum Command {
         #[arg(long, default_value = "7d", value_parser = parse::duration)]
         since: Duration,
     },
+    /// Serves the dashboard (queues, jobs, crons; retry, cancel, pause, scale) until Ctrl-C.
+    ///
+    /// Read-only for everyone who can reach it; a browser that signs in with the token (or a
+    /// script sending `Authorization: Bearer <token>`) gets full access.
+    Web {
+        /// The address to listen on; loopback unless you say otherwise.
+        #[arg(long, default_value = "127.0.0.1:4000", value_name = "ADDR")]
+        listen: std::net::SocketAddr,
+        /// The token that grants full access (at least 16 characters). Without it the dashboard
+        /// is read-only for everyone.
+        #[arg(long, env = "OBAN_WEB_TOKEN", hide_env_values = true, value_parser = parse::token)]
+        token: Option<String>,
+        /// Nobody without the token sees anything (default: read-only without it).
+        #[arg(long, requires = "token")]
+        private: bool,
+    },
 }
 
 /// A queue, on every node or on one.

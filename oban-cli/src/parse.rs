@@ -114,6 +114,18 @@ pub(crate) fn human_duration(duration: Duration) -> String {
     text
 }
 
+/// A dashboard token: long enough not to be guessed (`--token`).
+pub(crate) fn token(text: &str) -> Result<String, String> {
+    let token = text.trim();
+    if token.chars().count() < 16 {
+        return Err(
+            "a token must be at least 16 characters: generate one, e.g. `openssl rand -hex 24`"
+                .into(),
+        );
+    }
+    Ok(token.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -240,6 +240,21 @@ impl Oban {
         Prefixed::new(self.prefix(), target)
     }
 
+    /// The operator's API on this node's database and prefix (see [`crate::admin`]): what the
+    /// dashboard and the CLI present. Its queue commands reach this node's notifier, so on
+    /// SQLite they reach the nodes of this process.
+    ///
+    /// ```no_run
+    /// # async fn demo(oban: oban_core::Oban) -> oban_core::Result<()> {
+    /// for queue in oban.admin().queues().await? {
+    ///     println!("{}: {} jobs", queue.queue, queue.total);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn admin(&self) -> crate::admin::Admin {
+        crate::admin::Admin::with_engine(self.inner.shared.engine.clone())
+    }
+
     /// The connection pool, on whichever engine this node runs (`None` in inline testing mode).
     pub fn db_pool(&self) -> Option<&DbPool> {
         self.inner.pool.as_ref()

@@ -1,6 +1,105 @@
-//! The Oban for Rust dashboard.
+//! The Oban for Rust dashboard: see and act on queues and jobs, safely.
+//!
+//! [`router`] is an axum [`Router`] to mount in your own application under any path; the
+//! `oban web` command of the CLI serves the same router standalone. Pages are rendered on the
+//! server (maud escapes every value from the database: args and errors are user data) with a
+//! small embedded script for live refresh, selection and confirmations; every page and action
+//! also works without it, and nothing is requested from anywhere but the dashboard itself.
+//!
+//! | route | what |
+//! | --- | --- |
+//! | `GET /` | jobs by state, the last hour's throughput and latencies, failing workers, queues |
+//! | `GET /queues` | per queue and node: limit, running, paused, depth by state, oldest waiting |
+//! | `GET /jobs?state=&queue=&worker=&tag=&q=&since=&before=` | jobs newest first, filtered, in keyset pages |
+//! | `GET /jobs/{id}` | one job: args, meta, attempts, errors, timeline |
+//! | `GET /crons` | cron entries with their last and next runs |
+//! | `POST /queues/{name}/pause`, `/resume`, `/scale` | queue commands (field `node` for one node; `limit`) |
+//! | `POST /jobs/{id}/retry`, `/cancel`, `/delete` | one job |
+//! | `POST /jobs/retry`, `/cancel`, `/delete` | the selected jobs (fields `ids`) |
+//!
+//! # Access
+//!
+//! Each request's [`Access`] comes from the [`Resolver`] in the [`Config`]: none (403
+//! everywhere), read-only (every page, no action control, every action refused with 403) or
+//! full. Every action is a POST that must carry the page's CSRF token (a form field, or the
+//! `x-csrf-token` header), except requests authenticated by `Authorization: Bearer`, which no
+//! browser sends on its own. The default resolver gives everyone read-only access: set one
+//! before exposing the dashboard.
+//!
+//! A script acts with `Accept: application/json` and gets `{"ok": true, "message": .., "count":
+//! n}` back instead of a redirect.
+//!
+//! # Example
+//!
+//! ```no_run
+//! # async fn demo(oban: oban_core::Oban) -> Result<(), Box<dyn std::error::Error>> {
+//! use axum::Router;
+//! use oban_web::{Access, Config};
+//!
+//! let app: Router = Router::new()
+//!     // .route("/", ..) your own routes
+//!     .nest("/oban", oban_web::router(&oban, Config::new().resolver(Access::Full)));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:4000").await?;
+//! axum::serve(listener, app).await?;
+//! # Ok(()) }
+//! ```
 
+mod access;
+mod actions;
+mod app;
+mod assets;
 mod charts;
+mod config;
+mod cookies;
+mod csrf;
+mod format;
+mod guard;
+mod layout;
+mod pages;
+mod reply;
+
+use std::sync::Arc;
+
+use axum::routing::{get, post};
+use axum::Router;
+
+pub use access::{Access, Resolver, TokenAuth};
+pub use app::Source;
 pub use charts::{
     latency_table, throughput_chart, Minute, Percentiles, QueueTimes, Recorder, Snapshot,
 };
+pub use config::Config;
+
+/// The dashboard on `source` (an `&Oban` node, or an [`Admin`](oban_core::admin::Admin)),
+/// configured by `config`: mount it with [`Router::nest`] under any path, or serve it at the
+/// root.
+pub fn router(source: impl Into<Source>, config: Config) -> Router {
+    let app = Arc::new(app::App {
+        source: source.into(),
+        config,
+    });
+    Router::new()
+        .route("/", get(pages::overview::page))
+        .route("/queues", get(pages::queues::page))
+        .route("/queues/{name}/pause", post(actions::pause))
+        .route("/queues/{name}/resume", post(actions::resume))
+        .route("/queues/{name}/scale", post(actions::scale))
+        .route("/jobs", get(pages::jobs::page))
+        .route("/jobs/retry", post(actions::retry_jobs))
+        .route("/jobs/cancel", post(actions::cancel_jobs))
+        .route("/jobs/delete", post(actions::delete_jobs))
+        .route("/jobs/{id}", get(pages::job::page))
+        .route("/jobs/{id}/retry", post(actions::retry_job))
+        .route("/jobs/{id}/cancel", post(actions::cancel_job))
+        .route("/jobs/{id}/delete", post(actions::delete_job))
+        .route("/crons", get(pages::crons::page))
+        .route("/login", get(pages::login::form).post(pages::login::submit))
+        .route("/logout", post(pages::login::logout))
+        .route("/assets/app.css", get(assets::css))
+        .route("/assets/app.js", get(assets::js))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            guard::guard,
+        ))
+        .with_state(app)
+}

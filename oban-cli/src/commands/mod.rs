@@ -7,6 +7,7 @@ mod failing;
 mod jobs;
 mod migrate;
 mod queues;
+mod web;
 
 use oban_core::admin::Admin;
 
@@ -46,5 +47,10 @@ pub(crate) async fn run(cli: Cli) -> Result<Status> {
         }
         Command::Migrate { check } => migrate::run(&admin, out, check).await,
         Command::Cron { since } => cron::run(&admin, out, since).await,
+        Command::Web {
+            listen,
+            token,
+            private,
+        } => web::run(admin, listen, token, private).await,
     }
 }

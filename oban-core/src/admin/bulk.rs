@@ -52,7 +52,7 @@ impl Admin {
         &self,
         query: &JobQuery,
         batch: u32,
-        progress: &mut dyn FnMut(u64),
+        progress: &mut (dyn FnMut(u64) + Send),
     ) -> Result<u64> {
         self.walk(Change::Retry, "retry", query, batch, progress)
             .await
@@ -66,7 +66,7 @@ impl Admin {
         &self,
         query: &JobQuery,
         batch: u32,
-        progress: &mut dyn FnMut(u64),
+        progress: &mut (dyn FnMut(u64) + Send),
     ) -> Result<u64> {
         self.walk(Change::Cancel, "cancel", query, batch, progress)
             .await
@@ -77,7 +77,7 @@ impl Admin {
         &self,
         query: &JobQuery,
         batch: u32,
-        progress: &mut dyn FnMut(u64),
+        progress: &mut (dyn FnMut(u64) + Send),
     ) -> Result<u64> {
         self.walk(Change::Delete, "delete", query, batch, progress)
             .await
@@ -92,7 +92,7 @@ impl Admin {
         &self,
         query: &JobQuery,
         batch: u32,
-        progress: &mut dyn FnMut(u64),
+        progress: &mut (dyn FnMut(u64) + Send),
     ) -> Result<u64> {
         let replayable = [JobState::Discarded, JobState::Cancelled];
         let others: Vec<&str> = query
@@ -126,7 +126,7 @@ impl Admin {
         &self,
         older_than: std::time::Duration,
         batch: u32,
-        progress: &mut dyn FnMut(u64),
+        progress: &mut (dyn FnMut(u64) + Send),
     ) -> Result<u64> {
         check_batch(batch)?;
         let mut done = 0;
@@ -148,7 +148,7 @@ impl Admin {
         operation: &'static str,
         query: &JobQuery,
         batch: u32,
-        progress: &mut dyn FnMut(u64),
+        progress: &mut (dyn FnMut(u64) + Send),
     ) -> Result<u64> {
         check_batch(batch)?;
         let filter = query.filter();

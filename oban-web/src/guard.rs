@@ -40,8 +40,12 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
-    /// The URL of `path` (which starts with `/`) under the mount point.
+    /// The URL of `path` (which starts with `/`) under the mount point. The root under a
+    /// mount point is the mount point itself (`/oban`: axum's `nest` does not route `/oban/`).
     pub(crate) fn url(&self, path: &str) -> String {
+        if path == "/" && !self.base.is_empty() {
+            return self.base.clone();
+        }
         format!("{}{}", self.base, path)
     }
 }

@@ -44,7 +44,7 @@ impl JobAction {
     /// Why a job may not have changed.
     fn unless(self) -> &'static str {
         match self {
-            JobAction::Retry => "executing jobs are not retried",
+            JobAction::Retry => "jobs that are executing or already available are not retried",
             JobAction::Cancel => "finished jobs cannot be cancelled",
             JobAction::Delete => "executing jobs are not deleted: cancel them first",
         }

@@ -37,6 +37,40 @@ pub(crate) fn duration(d: Duration) -> String {
     }
 }
 
+/// A measured time (a percentile) with two or three significant digits: `850 µs`,
+/// `2.3 ms`, `230 ms`, `4.25 s`, `42.0 s`, `3.5 min`, `1.2 h`.
+pub(crate) fn latency(d: Duration) -> String {
+    let us = d.as_micros();
+    let f = us as f64;
+    match us {
+        0 => "0 ms".to_owned(),
+        1..1_000 => format!("{us} µs"),
+        1_000..9_950 => format!("{:.1} ms", f / 1e3),
+        9_950..999_500 => format!("{:.0} ms", f / 1e3),
+        999_500..9_995_000 => format!("{:.2} s", f / 1e6),
+        9_995_000..59_950_000 => format!("{:.1} s", f / 1e6),
+        59_950_000..3_597_000_000 => format!("{:.1} min", f / 60e6),
+        _ => format!("{:.1} h", f / 3600e6),
+    }
+}
+
+/// A count for an axis label, short: `950`, `1.5k`, `12k`, `3.2M`.
+pub(crate) fn short_count(n: u64) -> String {
+    let f = n as f64;
+    match n {
+        0..1_000 => n.to_string(),
+        1_000..10_000 => trim(format!("{:.1}k", f / 1e3)),
+        10_000..1_000_000 => format!("{:.0}k", f / 1e3),
+        1_000_000..10_000_000 => trim(format!("{:.1}M", f / 1e6)),
+        _ => format!("{:.0}M", f / 1e6),
+    }
+}
+
+/// `2.0k` as `2k`.
+fn trim(label: String) -> String {
+    label.replace(".0", "")
+}
+
 /// How long ago `at` was, or how far ahead (`in 5m 00s`), from `now`.
 pub(crate) fn relative(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
     match (now - at).to_std() {
@@ -116,5 +150,36 @@ mod tests {
     fn clip_counts_characters_not_bytes() {
         assert_eq!(clip("héllo", 10), "héllo");
         assert_eq!(clip("héllo world", 5), "héll…");
+    }
+
+    #[test]
+    fn latencies_in_their_unit() {
+        let cases = [
+            (Duration::ZERO, "0 ms"),
+            (Duration::from_micros(850), "850 µs"),
+            (Duration::from_micros(2_340), "2.3 ms"),
+            (Duration::from_micros(9_960), "10 ms"),
+            (Duration::from_millis(230), "230 ms"),
+            (Duration::from_micros(999_700), "1.00 s"),
+            (Duration::from_millis(4_250), "4.25 s"),
+            (Duration::from_millis(42_040), "42.0 s"),
+            (Duration::from_secs(210), "3.5 min"),
+            (Duration::from_secs(3_599), "1.0 h"),
+            (Duration::from_secs(4_320), "1.2 h"),
+        ];
+        for (d, want) in cases {
+            assert_eq!(latency(d), want, "{d:?}");
+        }
+        assert!(latency(Duration::MAX).ends_with(" h"));
+    }
+
+    #[test]
+    fn short_counts_for_axes() {
+        assert_eq!(short_count(950), "950");
+        assert_eq!(short_count(2_000), "2k");
+        assert_eq!(short_count(1_500), "1.5k");
+        assert_eq!(short_count(12_000), "12k");
+        assert_eq!(short_count(3_200_000), "3.2M");
+        assert_eq!(short_count(50_000_000), "50M");
     }
 }

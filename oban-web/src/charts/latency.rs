@@ -2,8 +2,8 @@
 
 use maud::{html, Markup};
 
-use super::format::{count, duration};
 use super::snapshot::{Percentiles, Snapshot};
+use crate::format::{count, latency};
 
 /// A `<table class="latency">` with a row per queue of the snapshot: its jobs, and the 50th,
 /// 95th and 99th percentiles of how long jobs waited (queue time, from when they were due) and
@@ -60,9 +60,9 @@ pub fn latency_table(snapshot: &Snapshot) -> Markup {
 /// Three cells: p50, p95, p99.
 fn cells(p: &Percentiles) -> Markup {
     html! {
-        td class="num" { (duration(p.p50)) }
-        td class="num" { (duration(p.p95)) }
-        td class="num" { (duration(p.p99)) }
+        td class="num" { (latency(p.p50)) }
+        td class="num" { (latency(p.p95)) }
+        td class="num" { (latency(p.p99)) }
     }
 }
 

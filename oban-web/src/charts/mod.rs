@@ -12,7 +12,6 @@
 //! `throughput.rs` (the SVG bar chart), `latency.rs` (the table), `format.rs` (durations and
 //! counts as people read them).
 
-mod format;
 mod histogram;
 mod latency;
 mod recorder;

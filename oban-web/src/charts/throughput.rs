@@ -2,8 +2,8 @@
 
 use maud::{html, Markup};
 
-use super::format::{count, short_count};
 use super::snapshot::{Minute, Snapshot};
+use crate::format::{count, short_count};
 
 /// The drawing's size in user units; the page's CSS sizes it (it scales with its width).
 const WIDTH: f64 = 720.0;

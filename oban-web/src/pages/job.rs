@@ -184,7 +184,7 @@ fn actions(ctx: &Ctx, job: &Job) -> Markup {
     let executing = job.state == JobState::Executing;
     html! {
         div.actions.panel {
-            @if !executing {
+            @if !executing && job.state != JobState::Available {
                 form.inline method="post" action=(ctx.url(&format!("/jobs/{}/retry", job.id))) {
                     (csrf_field(ctx)) (back_field(&back))
                     button.primary type="submit" { "Retry" }

@@ -1,0 +1,219 @@
+//! Every page on PostgreSQL and SQLite: what it shows, its filters as query parameters, keyset
+//! pages, and the answers to bad input.
+
+mod common;
+
+use axum::http::StatusCode;
+use common::{Client, Db};
+use oban::NewJob;
+use oban_web::{Access, Config};
+use serde_json::json;
+
+fn browser(db: &Db) -> Client {
+    Client::new(oban_web::router(
+        db.admin(),
+        Config::new().resolver(Access::Full),
+    ))
+}
+
+/// Five mailer jobs (ids in order), two of them discarded, one report job, one cron job.
+async fn seed(db: &Db) -> Vec<i64> {
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let job = NewJob::new(
+            "SendReceipt",
+            json!({"order_id": n, "email": format!("user{n}@example.com")}),
+        )
+        .queue("mailers")
+        .tag("receipts");
+        ids.push(db.insert(job).await);
+    }
+    db.set_state(
+        ids[1],
+        "discarded",
+        json!([{"attempt": 1, "at": "2026-12-04T05:00:00Z", "error": "SMTP 550: no such user"}]),
+    )
+    .await;
+    db.set_state(
+        ids[3],
+        "discarded",
+        json!([{"attempt": 1, "at": "2026-12-04T05:00:00Z", "error": "SMTP 451: busy"}]),
+    )
+    .await;
+    ids.push(
+        db.insert(NewJob::new("BuildReport", json!({"kind": "sales"})).queue("reports"))
+            .await,
+    );
+    ids.push(
+        db.insert(
+            NewJob::new("Nightly", json!({}))
+                .queue("reports")
+                .meta("cron", true)
+                .meta("cron_expr", "0 3 * * *")
+                .meta("cron_name", "nightly"),
+        )
+        .await,
+    );
+    ids
+}
+
+/// The job ids of a jobs page, in the order shown.
+fn shown(body: &str) -> Vec<i64> {
+    body.match_indices("data-job=\"")
+        .map(|(at, marker)| {
+            let rest = &body[at + marker.len()..];
+            rest[..rest.find('"').unwrap()].parse().unwrap()
+        })
+        .collect()
+}
+
+async fn every_page(db: Db) {
+    let ids = seed(&db).await;
+    let mut browser = browser(&db);
+
+    let overview = browser.get("/").await;
+    assert_eq!(overview.status, StatusCode::OK);
+    assert!(overview.body.contains("data-state=\"discarded\""));
+    assert!(
+        overview.body.contains("SendReceipt"),
+        "failing workers of the last hour"
+    );
+
+    let queues = browser.get("/queues").await;
+    assert_eq!(queues.status, StatusCode::OK);
+    assert!(
+        queues.body.contains("data-queue=\"mailers\"")
+            && queues.body.contains("data-queue=\"reports\"")
+    );
+
+    let all = browser.get("/jobs").await;
+    assert_eq!(
+        shown(&all.body),
+        ids.iter().rev().copied().collect::<Vec<_>>(),
+        "newest first"
+    );
+
+    let discarded = browser.get("/jobs?state=discarded").await;
+    assert_eq!(shown(&discarded.body), vec![ids[3], ids[1]]);
+    assert!(
+        discarded.body.contains("aria-current=\"page\" data-state")
+            || discarded
+                .body
+                .contains("data-state=\"discarded\" aria-current=\"page\"")
+    );
+
+    let by_queue = browser.get("/jobs?queue=reports").await;
+    assert_eq!(shown(&by_queue.body), vec![ids[6], ids[5]]);
+    let by_worker = browser.get("/jobs?worker=BuildReport").await;
+    assert_eq!(shown(&by_worker.body), vec![ids[5]]);
+    let by_tag = browser.get("/jobs?tag=receipts&state=available").await;
+    assert_eq!(shown(&by_tag.body), vec![ids[4], ids[2], ids[0]]);
+    let by_args = browser.get("/jobs?args=%7B%22order_id%22%3A2%7D").await;
+    assert_eq!(shown(&by_args.body), vec![ids[2]]);
+    let by_text = browser.get("/jobs?q=user4%40EXAMPLE").await;
+    assert_eq!(shown(&by_text.body), vec![ids[4]], "search ignores case");
+    let by_error = browser.get("/jobs?q=no+such+user").await;
+    assert_eq!(shown(&by_error.body), vec![ids[1]], "search reads errors");
+    let by_id = browser.get(&format!("/jobs?q={}", ids[5])).await;
+    // A number is the id, or text in the worker, args or errors (`6` is in "2026").
+    assert!(shown(&by_id.body).contains(&ids[5]));
+    let recent = browser.get("/jobs?since=1h&queue=mailers").await;
+    assert_eq!(shown(&recent.body).len(), 5);
+
+    // Keyset pages of two: every job once, newest first, following the "Older" links.
+    let mut seen = Vec::new();
+    let mut next = Some("/jobs?limit=2".to_owned());
+    while let Some(path) = next.take() {
+        let page = browser.get(&path).await;
+        let ids = shown(&page.body);
+        assert!(ids.len() <= 2);
+        seen.extend(ids);
+        next = page.body.find("rel=\"next\" href=\"").map(|at| {
+            let rest = &page.body[at + "rel=\"next\" href=\"".len()..];
+            rest[..rest.find('"').unwrap()].replace("&amp;", "&")
+        });
+    }
+    assert_eq!(seen, ids.iter().rev().copied().collect::<Vec<_>>());
+
+    let job = browser.get(&format!("/jobs/{}", ids[1])).await;
+    assert_eq!(job.status, StatusCode::OK);
+    assert!(job.body.contains("SMTP 550: no such user"));
+    assert!(
+        job.body.contains("attempt 1 failed"),
+        "the timeline shows the failure"
+    );
+    assert!(
+        job.body.contains("&quot;email&quot;") || job.body.contains("\"email\""),
+        "args pretty-printed"
+    );
+
+    let crons = browser.get("/crons").await;
+    assert_eq!(crons.status, StatusCode::OK);
+    assert!(crons.body.contains("Nightly") && crons.body.contains("0 3 * * *"));
+
+    // Bad input: a clear message, nothing else.
+    let bad_state = browser.get("/jobs?state=finished").await;
+    assert_eq!(bad_state.status, StatusCode::BAD_REQUEST);
+    assert!(bad_state.body.contains("not a job state"));
+    let bad_args = browser.get("/jobs?args=%7Bnope").await;
+    assert_eq!(bad_args.status, StatusCode::BAD_REQUEST);
+    let bad_since = browser.get("/jobs?since=soon").await;
+    assert_eq!(bad_since.status, StatusCode::BAD_REQUEST);
+    assert!(bad_since.body.contains("15m"));
+    assert_eq!(
+        browser.get("/jobs/999999").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        browser.get("/jobs/nope").await.status,
+        StatusCode::BAD_REQUEST
+    );
+
+    // Actions, as a script: JSON answers with counts.
+    let mut script = browser.with_header("accept", "application/json");
+    let csrf = script.get("/queues").await.csrf();
+    let retried = script
+        .post(
+            "/jobs/retry",
+            &[
+                ("_csrf", &csrf),
+                ("ids", &ids[1].to_string()),
+                ("ids", &ids[3].to_string()),
+                ("ids", &ids[0].to_string()),
+            ],
+        )
+        .await;
+    assert_eq!(retried.status, StatusCode::OK, "{}", retried.body);
+    let reply: serde_json::Value = serde_json::from_str(&retried.body).unwrap();
+    assert_eq!(reply["count"], 2, "the available job is not retried");
+    assert!(reply["message"]
+        .as_str()
+        .unwrap()
+        .contains("already available"));
+    assert_eq!(db.state(ids[1]).await.as_deref(), Some("available"));
+    let none = script.post("/jobs/cancel", &[("_csrf", &csrf)]).await;
+    assert_eq!(none.status, StatusCode::BAD_REQUEST);
+    let not_an_id = script
+        .post("/jobs/cancel", &[("_csrf", &csrf), ("ids", "1;drop")])
+        .await;
+    assert_eq!(not_an_id.status, StatusCode::BAD_REQUEST);
+    let zero = script
+        .post("/queues/mailers/scale", &[("_csrf", &csrf), ("limit", "0")])
+        .await;
+    assert_eq!(zero.status, StatusCode::BAD_REQUEST);
+    let deleted = script
+        .post(&format!("/jobs/{}/delete", ids[6]), &[("_csrf", &csrf)])
+        .await;
+    assert_eq!(deleted.status, StatusCode::OK);
+    assert_eq!(db.state(ids[6]).await, None);
+}
+
+#[tokio::test]
+async fn every_page_on_postgres() {
+    every_page(common::postgres().await).await;
+}
+
+#[tokio::test]
+async fn every_page_on_sqlite() {
+    every_page(common::sqlite().await).await;
+}

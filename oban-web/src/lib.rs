@@ -29,6 +29,17 @@
 //! A script acts with `Accept: application/json` and gets `{"ok": true, "message": .., "count":
 //! n}` back instead of a redirect.
 //!
+//! # Numbers and charts
+//!
+//! Counts by state come from the same depth query the metrics gauges use: exact up to 100,000
+//! jobs per queue and state, PostgreSQL's planner estimate beyond (shown with `~`). The jobs
+//! list walks the primary key newest first from a cursor (`before=<id>`), so a deep page costs
+//! what the first one does. The overview's charts of the last hour (completed and failed per
+//! minute, queue and execution time percentiles per queue) are kept in memory by a [`Recorder`]
+//! attached to the node's job events when the router is made from an `&Oban`: completed jobs
+//! are pruned from the table and no index serves "finished in the last hour", so the table is
+//! never scanned for them. They show what this node ran; the standalone `oban web` has none.
+//!
 //! # Example
 //!
 //! ```no_run

@@ -184,11 +184,12 @@ impl JobFilter {
     /// rows the other conditions leave: cheap with a selective filter or many matches, a read of
     /// the whole table for rare text.
     ///
-    /// JSON text is each engine's own rendering: PostgreSQL writes `{"a": 1}` (a space after
-    /// `:` and `,`) where SQLite and the inline engine write `{"a":1}`, so search for keys and
-    /// values rather than for their punctuation. Case is ignored for every letter on PostgreSQL
-    /// (by the database's locale) and in the inline engine, and for ASCII letters on SQLite
-    /// (its `LIKE`).
+    /// Case is ignored for the ASCII letters `A`-`Z` on every engine; other letters match only
+    /// themselves (`É` does not find `é`): what SQLite's `LIKE` does, and on PostgreSQL the
+    /// cheaper comparison, without the locale's case conversion of every row read. JSON text is
+    /// each engine's own rendering: PostgreSQL writes `{"a": 1}` (a space after `:` and `,`)
+    /// where SQLite and the inline engine write `{"a":1}`, so search for keys and values rather
+    /// than for their punctuation.
     ///
     /// ```
     /// use oban_core::JobFilter;

@@ -138,8 +138,9 @@ pub trait Engine: Notifier + Peer + Send + Sync + 'static {
 
     /// Matching jobs newest first (descending id), only those with an id below `before` when it
     /// is given, at most `limit`: one page of a dashboard's list, the next page asked with the
-    /// last id of this one. A walk of the primary key from its end that stops after `limit`
-    /// matches, so a page costs what the filter makes it skip, not the size of the table.
+    /// last id of this one. The database engines walk the primary key down from `before` and
+    /// stop at the `limit`th match, so a page costs the rows the filter skips, not the size of
+    /// the table (PostgreSQL reads a rare state's partial index instead).
     async fn job_page(
         &self,
         filter: &JobFilter,

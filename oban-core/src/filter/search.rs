@@ -40,14 +40,15 @@ impl Search {
         self.text.parse().ok()
     }
 
-    /// Whether `job` matches, as the database engines decide it: the text, ignoring case, in the
-    /// worker, the args' JSON or the errors' JSON, or the text equal to the id.
+    /// Whether `job` matches, as the database engines decide it: the text, ignoring the case of
+    /// ASCII letters, in the worker, the args' JSON or the errors' JSON, or the text equal to the
+    /// id.
     pub(crate) fn matches(&self, job: &Job) -> bool {
         if self.id() == Some(job.id) {
             return true;
         }
-        let needle = self.text.to_lowercase();
-        let found = |haystack: &str| haystack.to_lowercase().contains(&needle);
+        let needle = self.text.to_ascii_lowercase();
+        let found = |haystack: &str| haystack.to_ascii_lowercase().contains(&needle);
         found(&job.worker)
             || found(&job.args.to_string())
             || serde_json::to_string(&job.errors).is_ok_and(|errors| found(&errors))
@@ -73,6 +74,25 @@ mod tests {
         assert_eq!(pattern("a_b"), "%a\\_b%");
         assert_eq!(pattern("C:\\tmp"), "%C:\\\\tmp%");
         assert_eq!(pattern("'; DROP"), "%'; DROP%", "quotes are data in a bind");
+    }
+
+    #[test]
+    fn case_is_ignored_for_ascii_letters() {
+        let job: Job = serde_json::from_value(serde_json::json!({
+            "id": 7, "state": "available", "queue": "default", "worker": "Mailer.Send",
+            "args": {"city": "Zürich", "name": "ÉCOLE"}, "meta": {}, "tags": [], "errors": [],
+            "attempt": 0, "max_attempts": 20, "priority": 0, "attempted_by": [],
+            "inserted_at": "2026-01-01T00:00:00Z", "scheduled_at": "2026-01-01T00:00:00Z",
+            "attempted_at": null, "completed_at": null, "discarded_at": null, "cancelled_at": null
+        }))
+        .unwrap();
+        let found = |text: &str| Search::new(text).unwrap().matches(&job);
+        assert!(found("mailer.SEND"));
+        assert!(found("zürICH"));
+        assert!(!found("zÜrich"), "only ASCII letters fold");
+        assert!(!found("école"));
+        assert!(found("7"), "the id");
+        assert!(!found("20"), "max_attempts is not searched");
     }
 
     #[test]

@@ -16,23 +16,58 @@ use crate::prefix::Prefix;
 /// The conditions of a [`JobFilter`], over binds `$1`..`$10` (see [`bind_filter`]); a statement's
 /// own binds start at `$11`.
 ///
+/// Written for the planner: sqlx prepares each statement once per connection, and PostgreSQL
+/// plans its first five executions (and every later one whose generic plan does not look
+/// cheaper) with the values bound, folding away each condition whose bind leaves it nothing to
+/// do (`cardinality('{}') = 0 OR ..` is true). Two conditions are written so that folding leaves
+/// what the statistics and indexes know:
+///
+/// - the states (`$4`) as one `'discarded' = ANY($4) AND j.state = 'discarded'` per state (every
+///   one of [`JobState::ALL`](crate::job::JobState::ALL), checked by a test below): what
+///   remains compares the column with a constant of its own type, which the column's statistics
+///   estimate and the partial indexes of each state (`WHERE state = 'discarded'`, the fetch and
+///   executing indexes) serve. A page of `executing` jobs on a million rows reads that index
+///   (0.04 ms) instead of the whole primary key (370 ms), and an estimate of the state's share
+///   makes a page of a common state walk the primary key. `suspended` is compared as text: a
+///   schema Elixir Oban installed before that state has no such label, and a constant of it would
+///   not parse.
+/// - the tags (`$5`) only when some are asked: the containment of `'[]'`, always true, is
+///   estimated at 1% of the rows; with a state compared as text (0.5%) on top, the planner
+///   expected 50 matches in a million rows and read and sorted the whole table (300 ms) for a
+///   page that a walk of the primary key fills from 5,000 rows (1 ms).
+///
 /// The search (`$9`, a `LIKE` pattern already escaped, and `$10`, the id it names) reads
 /// `errors` through `to_jsonb`, which renders both of its types as JSON text: `jsonb[]` (the
 /// schema Elixir Oban and this runtime install; its own `::text` is an array literal with every
-/// quote escaped) and `jsonb` (Python Oban's). Statements run with custom plans for their first
-/// executions, where a `NULL` bind folds its condition away.
+/// quote escaped) and `jsonb` (Python Oban's); an empty `errors` (`'{}'` or `'[]'` as text, a
+/// cheap test) is not rendered. `ILIKE` runs in the `C` collation, which folds ASCII letters
+/// only, as SQLite's `LIKE` does: in a locale's collation every row's text goes through the
+/// locale's case conversion first (a million rows, one core: 2.3 s for a search no job matches,
+/// 1.4 s with both changes). No index serves a substring: a search reads rows until the page is
+/// full, and all of them when few jobs match.
 macro_rules! filter_sql {
     () => {
         "($1::int8[] IS NULL OR j.id = ANY($1))
      AND (cardinality($2::text[]) = 0 OR j.queue = ANY($2))
      AND (cardinality($3::text[]) = 0 OR j.worker = ANY($3))
-     AND (cardinality($4::text[]) = 0 OR j.state::text = ANY($4))
-     AND coalesce(to_jsonb(j.tags), '[]'::jsonb) @> $5::jsonb
+     AND (cardinality($4::text[]) = 0
+          OR ('available' = ANY($4) AND j.state = 'available')
+          OR ('scheduled' = ANY($4) AND j.state = 'scheduled')
+          OR ('executing' = ANY($4) AND j.state = 'executing')
+          OR ('retryable' = ANY($4) AND j.state = 'retryable')
+          OR ('completed' = ANY($4) AND j.state = 'completed')
+          OR ('discarded' = ANY($4) AND j.state = 'discarded')
+          OR ('cancelled' = ANY($4) AND j.state = 'cancelled')
+          OR ('suspended' = ANY($4) AND j.state::text = 'suspended'))
+     AND ($5::jsonb = '[]'::jsonb OR coalesce(to_jsonb(j.tags), '[]'::jsonb) @> $5)
      AND ($6::jsonb IS NULL OR j.args @> $6)
      AND ($7::jsonb IS NULL OR j.meta @> $7)
      AND ($8::int8 IS NULL OR j.inserted_at >= timezone('UTC', now()) - $8 * interval '1 millisecond')
-     AND ($9::text IS NULL OR j.worker ILIKE $9 OR j.args::text ILIKE $9
-          OR to_jsonb(j.errors)::text ILIKE $9 OR j.id = $10::int8)"
+     AND ($9::text IS NULL
+          OR j.worker ILIKE $9 COLLATE \"C\"
+          OR j.args::text ILIKE $9 COLLATE \"C\"
+          OR (j.errors::text NOT IN ('{}', '[]') AND to_jsonb(j.errors)::text ILIKE $9 COLLATE \"C\")
+          OR j.id = $10::int8)"
     };
 }
 
@@ -201,4 +236,17 @@ fn bind_filter<'q>(
         .bind(filter.inserted_within.map(super::millis))
         .bind(search.as_ref().map(Search::pattern))
         .bind(search.as_ref().and_then(Search::id))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::job::JobState;
+
+    #[test]
+    fn the_filter_names_every_state() {
+        for state in JobState::ALL {
+            let condition = format!("'{}' = ANY($4) AND j.state", state.as_str());
+            assert!(filter_sql!().contains(&condition), "{state} is missing");
+        }
+    }
 }

@@ -54,6 +54,11 @@ impl From<Admin> for Source {
     }
 }
 
+/// How many jobs per queue and state the pages count row by row before PostgreSQL's estimate
+/// stands in (shown with `~`): counting is what a page costs, and pages refresh every few
+/// seconds.
+pub(crate) const EXACT_UP_TO: u64 = 10_000;
+
 /// The state behind every route.
 pub(crate) struct App {
     pub(crate) source: Source,

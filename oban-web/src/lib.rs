@@ -31,7 +31,7 @@
 //!
 //! # Numbers and charts
 //!
-//! Counts by state come from the same depth query the metrics gauges use: exact up to 100,000
+//! Counts by state come from the same depth query the metrics gauges use: exact up to 10,000
 //! jobs per queue and state, PostgreSQL's planner estimate beyond (shown with `~`). The jobs
 //! list walks the primary key newest first from a cursor (`before=<id>`), so a deep page costs
 //! what the first one does. The overview's charts of the last hour (completed and failed per

@@ -97,7 +97,22 @@ impl Admin {
     /// 100,000 per state), the age of the oldest available job, and per node the limit, running
     /// jobs and paused flag of its producer (from the heartbeats), sorted by queue name.
     pub async fn queues(&self) -> Result<Vec<QueueOverview>> {
-        let depths = self.engine.job_count_depths(EXACT_UP_TO).await?;
+        self.queues_counting(EXACT_UP_TO).await
+    }
+
+    /// [`Admin::queues`], counting at most `exact_up_to` jobs per queue and state row by row
+    /// before PostgreSQL's estimate stands in: what a page refreshed every few seconds wants,
+    /// since counting is what the call costs (a million jobs: about 290 ms at 100,000, about
+    /// 30 ms at 10,000 on a 2-core machine).
+    ///
+    /// ```no_run
+    /// # async fn demo(admin: oban_core::admin::Admin) -> oban_core::Result<()> {
+    /// let queues = admin.queues_counting(10_000).await?;
+    /// # let _ = queues;
+    /// # Ok(()) }
+    /// ```
+    pub async fn queues_counting(&self, exact_up_to: u64) -> Result<Vec<QueueOverview>> {
+        let depths = self.engine.job_count_depths(exact_up_to).await?;
         let producers = self.engine.producer_list(None).await?;
         let now = Utc::now();
         let mut queues: BTreeMap<String, QueueOverview> = BTreeMap::new();

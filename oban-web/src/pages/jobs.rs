@@ -154,11 +154,13 @@ pub(crate) async fn page(
         query = query.since(since);
     }
     let admin = app.admin();
-    let (queues, mut jobs) =
-        match tokio::try_join!(admin.queues(), admin.page(&query, params.before)) {
-            Ok(both) => both,
-            Err(error) => return reply::failed(&ctx, &error),
-        };
+    let (queues, mut jobs) = match tokio::try_join!(
+        admin.queues_counting(crate::app::EXACT_UP_TO),
+        admin.page(&query, params.before)
+    ) {
+        Ok(both) => both,
+        Err(error) => return reply::failed(&ctx, &error),
+    };
     let older = (jobs.len() as u64 > limit).then(|| {
         jobs.truncate(limit as usize);
         jobs.last().map(|job| job.id)
@@ -186,7 +188,7 @@ pub(crate) async fn page(
 }
 
 /// One tab per state with its count in the chosen queue (or every queue): the depth counts,
-/// exact up to 100,000 per queue and state, estimated beyond.
+/// exact up to 10,000 per queue and state, estimated beyond.
 fn tabs(ctx: &Ctx, params: &Params, queues: &[QueueOverview]) -> Markup {
     let in_scope = |q: &&QueueOverview| params.queue.is_empty() || q.queue == params.queue;
     html! {

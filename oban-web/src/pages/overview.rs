@@ -24,7 +24,10 @@ const HOUR: Duration = Duration::from_secs(3600);
 /// `GET /`.
 pub(crate) async fn page(State(app): State<Arc<App>>, Extension(ctx): Extension<Ctx>) -> Response {
     let admin = app.admin();
-    let (queues, failing) = match tokio::try_join!(admin.queues(), admin.failing(HOUR, 1)) {
+    let (queues, failing) = match tokio::try_join!(
+        admin.queues_counting(crate::app::EXACT_UP_TO),
+        admin.failing(HOUR, 1)
+    ) {
         Ok(both) => both,
         Err(error) => return reply::failed(&ctx, &error),
     };

@@ -29,7 +29,7 @@ pub(crate) const COLUMNS: [JobState; 6] = [
 
 /// `GET /queues`.
 pub(crate) async fn page(State(app): State<Arc<App>>, Extension(ctx): Extension<Ctx>) -> Response {
-    let queues = match app.admin().queues().await {
+    let queues = match app.admin().queues_counting(crate::app::EXACT_UP_TO).await {
         Ok(queues) => queues,
         Err(error) => return reply::failed(&ctx, &error),
     };
@@ -42,7 +42,7 @@ pub(crate) async fn page(State(app): State<Arc<App>>, Extension(ctx): Extension<
                 (table(&ctx, &queues))
             }
         }
-        p.note { "Depths are exact up to 100,000 jobs per queue and state; beyond that (marked ~) they are PostgreSQL's estimate. Nodes are as their last heartbeat reported them." }
+        p.note { "Depths are exact up to 10,000 jobs per queue and state; beyond that (marked ~) they are PostgreSQL's estimate. Nodes are as their last heartbeat reported them." }
     };
     layout::page(&ctx, "Queues", "queues", app.config.refresh.as_secs(), body).into_response()
 }

@@ -49,6 +49,10 @@ pub enum Error {
         /// The operation refused: `retry`, `cancel` or `delete`.
         operation: &'static str,
     },
+    /// A recorded result could not be written or read back (see [`crate::recorded`]); the
+    /// message says what was wrong with it.
+    #[error("recorded result: {0}")]
+    Recorded(String),
     /// The node is shutting down or was stopped.
     #[error("Oban is not running (it was stopped or never started)")]
     NotRunning,

@@ -63,6 +63,38 @@ impl Job {
     pub fn decode_args<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
         T::deserialize(&self.args)
     }
+
+    /// The result this job recorded ([`Outcome::Record`](crate::Outcome::Record), or a
+    /// `#[worker]` fn returning `Result<T, E>`), decoded into `T`; `None` while it has recorded
+    /// nothing. Results recorded by Elixir Oban Pro and Python Oban read the same way (see
+    /// [`crate::recorded`] for how terms map to JSON).
+    ///
+    /// ```
+    /// # fn demo(job: oban_core::Job) -> oban_core::Result<()> {
+    /// #[derive(serde::Deserialize)]
+    /// struct Export { rows: u64, file: String }
+    ///
+    /// if let Some(export) = job.recorded::<Export>()? {
+    ///     println!("{} rows in {}", export.rows, export.file);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Recorded`](crate::Error::Recorded) when `meta.return` is not a recorded value or
+    /// does not fit `T` (the message names the job and what serde expected).
+    pub fn recorded<T: serde::de::DeserializeOwned>(&self) -> crate::Result<Option<T>> {
+        let Some(value) = crate::recorded::decode_meta(&self.meta)? else {
+            return Ok(None);
+        };
+        T::deserialize(value).map(Some).map_err(|e| {
+            crate::Error::Recorded(format!(
+                "job {}'s recorded result does not fit {}: {e}",
+                self.id,
+                std::any::type_name::<T>()
+            ))
+        })
+    }
 }
 
 /// A stored JSON list of strings (tags, `attempted_by`) read leniently: a non-string item keeps

@@ -41,6 +41,7 @@ pub mod prefix;
 #[cfg(feature = "prometheus")]
 pub mod prometheus;
 mod queue;
+pub mod recorded;
 pub mod registry;
 pub mod state;
 pub mod testing;
@@ -74,7 +75,7 @@ pub use worker::{IntoJobResult, JobContext, JobError, Outcome, Worker, WorkerOpt
 pub mod __private {
     pub use crate::registry::WorkerRegistration;
     pub use crate::state::StateKey;
-    pub use crate::worker::IntoJobResult;
+    pub use crate::worker::{record, IntoJobResult};
     pub use inventory;
     pub use serde;
 }

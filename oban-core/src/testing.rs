@@ -174,7 +174,10 @@ fn outcome_of(ack: &Ack) -> Result<Outcome, JobError> {
             .to_owned()
     };
     match ack.state {
-        JobState::Completed => Ok(Outcome::Complete),
+        JobState::Completed => match ack.meta.as_ref().map(crate::recorded::decode_meta) {
+            Some(Ok(Some(value))) => Ok(Outcome::Record(value)),
+            _ => Ok(Outcome::Complete),
+        },
         JobState::Scheduled => Ok(Outcome::Snooze(ack.schedule_in.unwrap_or_default())),
         JobState::Cancelled => Ok(Outcome::Cancel(
             message()

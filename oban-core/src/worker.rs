@@ -109,6 +109,9 @@ pub struct WorkerOptions {
     pub backoff: Backoff,
     /// Which jobs of this worker count as duplicates (default: none do).
     pub unique: Option<UniqueOptions>,
+    /// The longest recorded result ([`Outcome::Record`]) kept, in characters of its encoded
+    /// form (default [`recorded::DEFAULT_LIMIT`](crate::recorded::DEFAULT_LIMIT), 32,000).
+    pub record_limit: usize,
 }
 
 impl WorkerOptions {
@@ -123,6 +126,7 @@ impl WorkerOptions {
             timeout: None,
             backoff: Backoff::Default,
             unique: None,
+            record_limit: crate::recorded::DEFAULT_LIMIT,
         }
     }
 
@@ -192,6 +196,12 @@ pub enum Outcome {
     Discard(String),
     /// Stop on purpose: state `cancelled`, with this reason kept in the job's errors.
     Cancel(String),
+    /// The job is done (state `completed`) and this value is kept with it, readable later with
+    /// [`Job::recorded`](crate::Job::recorded) and by Elixir and Python Oban (see
+    /// [`crate::recorded`]). A `#[worker]` fn returning `Result<T, E>` with a serializable `T`
+    /// records `T` this way. An encoded value longer than the worker's
+    /// [`record_limit`](WorkerOptions::record_limit) fails the attempt instead, saying so.
+    Record(serde_json::Value),
 }
 
 /// A failed attempt: its message, with the error's whole source chain, is kept in the job's
@@ -297,11 +307,12 @@ impl std::error::Error for JobError {}
 /// where `E` is any error that is `Send + Sync` (its [`source`](std::error::Error::source) chain
 /// is recorded, see [`JobError`]), [`JobError`], `Box<dyn Error + Send + Sync>`,
 /// `anyhow::Error`, a `String` or a `&'static str`: whatever converts into
-/// `Box<dyn std::error::Error + Send + Sync>`.
+/// `Box<dyn std::error::Error + Send + Sync>`. A `#[worker]` fn may also return `Result<T, E>`
+/// with any serializable `T`: the value is recorded ([`Outcome::Record`]).
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a return type a worker can have",
     label = "unsupported worker return type",
-    note = "return `()`, `Outcome`, `Result<(), E>` or `Result<Outcome, E>` where `E` is an error (`std::error::Error + Send + Sync`), `anyhow::Error`, `String` or `&str`"
+    note = "return `()`, `Outcome`, `Result<(), E>`, `Result<Outcome, E>` or `Result<T, E>` to record a serializable `T`, where `E` is an error (`std::error::Error + Send + Sync`), `anyhow::Error`, `String` or `&str`"
 )]
 pub trait IntoJobResult {
     /// Maps the value to an outcome or a failure.
@@ -335,6 +346,22 @@ where
 {
     fn into_job_result(self) -> Result<Outcome, JobError> {
         self.map_err(job_error)
+    }
+}
+
+/// A `#[worker]` fn's `Result<T, E>` with a value to record: `Ok(value)` becomes
+/// [`Outcome::Record`]; a value serde cannot turn into JSON fails the attempt, saying why.
+#[doc(hidden)]
+pub fn record<T, E>(result: Result<T, E>) -> Result<Outcome, JobError>
+where
+    T: serde::Serialize,
+    E: Into<BoxError>,
+{
+    match result {
+        Ok(value) => serde_json::to_value(&value)
+            .map(Outcome::Record)
+            .map_err(|e| JobError::new(format!("the result could not be recorded as JSON: {e}"))),
+        Err(error) => Err(job_error(error)),
     }
 }
 

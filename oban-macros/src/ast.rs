@@ -387,6 +387,33 @@ pub(crate) fn type_text(ty: &Type) -> String {
     out
 }
 
+/// Whether the fn returns `Result<T, E>` with a `T` other than `()` and `Outcome`: a value to
+/// record (see `oban::recorded`).
+pub(crate) fn records(worker: &WorkerFn<'_>) -> bool {
+    let Some(Type::Path(TypePath { qself: None, path })) = worker.output.map(strip) else {
+        return false;
+    };
+    let Some(last) = path.segments.last() else {
+        return false;
+    };
+    if last.ident != "Result" {
+        return false;
+    }
+    let PathArguments::AngleBracketed(args) = &last.arguments else {
+        return false;
+    };
+    let Some(GenericArgument::Type(ok)) = args.args.first() else {
+        return false;
+    };
+    match strip(ok) {
+        Type::Tuple(unit) if unit.elems.is_empty() => false,
+        Type::Path(TypePath { path, .. }) => {
+            path.segments.last().is_none_or(|s| s.ident != "Outcome")
+        }
+        _ => true,
+    }
+}
+
 /// The span of the fn's return type, or of its name when it returns `()`.
 pub(crate) fn output_span(worker: &WorkerFn<'_>) -> Span {
     worker

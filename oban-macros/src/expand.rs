@@ -433,8 +433,12 @@ fn perform(worker: &WorkerFn<'_>) -> TokenStream {
     // into this block.)
     let output_span = ast::output_span(worker);
     let output = Ident::new("__oban_output", output_span);
-    let into_result = quote_spanned! {output_span=>
-        ::oban::__private::IntoJobResult::into_job_result(#output)
+    let into_result = if ast::records(worker) {
+        quote_spanned! {output_span=> ::oban::__private::record(#output) }
+    } else {
+        quote_spanned! {output_span=>
+            ::oban::__private::IntoJobResult::into_job_result(#output)
+        }
     };
     let body = quote! {
         let Self { #(#bindings),* } = self;

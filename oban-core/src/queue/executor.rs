@@ -16,6 +16,7 @@ use crate::events::{queue_time, Events, JobOutcome};
 use crate::job::{Job, JobState};
 use crate::measure::jobs as measure;
 use crate::queue::span;
+use crate::recorded;
 use crate::registry::Registry;
 use crate::state::StateMap;
 use crate::worker::{JobError, Outcome};
@@ -25,6 +26,8 @@ use crate::worker::{JobError, Outcome};
 pub(crate) enum Finished {
     /// The worker returned.
     Returned(Result<Outcome, JobError>),
+    /// The worker returned a value to record: the keys merged into the job's meta.
+    Recorded(Value),
     /// The worker panicked, with this message.
     Panicked(String),
     /// The attempt ran past its timeout.
@@ -140,6 +143,12 @@ async fn attempt(job: &Arc<Job>, registry: &Registry, state: Arc<StateMap>, node
                             None => Ok(guarded.await),
                         };
                         match outcome {
+                            Ok(Ok(Ok(Outcome::Record(value)))) => {
+                                match recorded::meta_for(&value, options.record_limit) {
+                                    Ok(meta) => Finished::Recorded(meta),
+                                    Err(message) => Finished::Returned(Err(JobError::new(message))),
+                                }
+                            }
                             Ok(Ok(result)) => Finished::Returned(result),
                             Ok(Err(panic)) => Finished::Panicked(panic_message(&*panic)),
                             Err(limit) => Finished::TimedOut(limit),
@@ -172,6 +181,21 @@ fn outcome(job: &Job, finished: Finished, backoff: Backoff, node: &str) -> Ack {
     };
     let failure = match finished {
         Finished::Returned(Ok(Outcome::Complete)) => return ack,
+        Finished::Recorded(meta) => {
+            ack.meta = Some(meta);
+            return ack;
+        }
+        // Recorded values are encoded (and checked against the limit) in `attempt`; one that
+        // reaches here without a worker's limit is encoded under the default one.
+        Finished::Returned(Ok(Outcome::Record(value))) => {
+            match recorded::meta_for(&value, recorded::DEFAULT_LIMIT) {
+                Ok(meta) => {
+                    ack.meta = Some(meta);
+                    return ack;
+                }
+                Err(message) => message,
+            }
+        }
         Finished::Returned(Ok(Outcome::Snooze(delay))) => {
             let snoozed = job.meta.get("snoozed").and_then(Value::as_i64).unwrap_or(0) + 1;
             ack.state = JobState::Scheduled;

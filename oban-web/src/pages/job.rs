@@ -48,6 +48,17 @@ pub(crate) async fn page(
                 h2 { "Args" }
                 (json_block(&job.args))
             }
+            @match oban_core::recorded::decode_meta(&job.meta) {
+                Ok(Some(value)) => section.panel #recorded {
+                    h2 { "Recorded result" }
+                    (json_block(&value))
+                },
+                Ok(None) => {},
+                Err(error) => section.panel #recorded {
+                    h2 { "Recorded result" }
+                    p.reason { (error.to_string()) }
+                },
+            }
             section.panel {
                 h2 { "Meta" }
                 (json_block(&job.meta))

@@ -1,5 +1,6 @@
-//! Each accepted return type: `()`, `Outcome`, `Result<(), E>`, `Result<Outcome, E>`, with `E` an
-//! error, `JobError`, `String`, `&str` or a boxed error.
+//! Each accepted return type: `()`, `Outcome`, `Result<(), E>`, `Result<Outcome, E>`,
+//! `Result<T, E>` recording a serializable `T`, with `E` an error, `JobError`, `String`, `&str` or
+//! a boxed error.
 #![deny(warnings, clippy::pedantic)]
 
 use std::fmt;
@@ -96,4 +97,20 @@ fn main() {
         ReturnsStrError::new(1),
         ReturnsBoxedError::new(1),
     );
+}
+
+/// A value to record.
+#[derive(serde::Serialize)]
+struct Totals {
+    rows: u64,
+}
+
+#[worker]
+async fn returns_a_value_to_record(n: u64) -> Result<Totals, Failure> {
+    Ok(Totals { rows: n })
+}
+
+#[worker]
+async fn returns_a_plain_value_to_record(n: i64) -> Result<Vec<String>, String> {
+    Ok(vec![n.to_string()])
 }

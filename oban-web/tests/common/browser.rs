@@ -287,13 +287,14 @@ impl Browser {
 
     /// A screenshot of the whole page (the window grown to the document's height).
     pub async fn full_page_png(&self) -> Vec<u8> {
-        let height = self
-            .js("return Math.ceil(document.documentElement.scrollHeight)")
-            .await
-            .as_u64()
-            .expect("a height") as u32;
+        // The window's size includes whatever the browser draws around the page.
+        let size = self
+            .js("return [Math.ceil(document.body.scrollHeight), \
+                 window.outerHeight - window.innerHeight]")
+            .await;
+        let height = |i: usize| size[i].as_u64().expect("a height") as u32;
         self.client
-            .set_window_size(WIDTH, height.max(600))
+            .set_window_size(WIDTH, height(0).max(600) + height(1))
             .await
             .expect("resize the window");
         let png = self.client.screenshot().await.expect("a screenshot");

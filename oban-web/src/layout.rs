@@ -4,6 +4,9 @@ use maud::{html, Markup, DOCTYPE};
 
 use crate::guard::Ctx;
 
+/// The tab's icon: a ring in the accent colour.
+const ICON: &str = "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'%3E%3Ccircle cx='8' cy='8' r='5.5' fill='none' stroke='%234f46e5' stroke-width='3'/%3E%3C/svg%3E";
+
 /// A whole page titled `title`, with `current` the navigation entry to highlight (`"jobs"`),
 /// refreshing its `data-live` parts every `refresh_secs` (0: never).
 pub(crate) fn page(
@@ -28,6 +31,9 @@ pub(crate) fn page(
                 meta name="referrer" content="same-origin";
                 meta name="csrf-token" content=(ctx.csrf);
                 title { (title) " · Oban" }
+                // Inline, so the browser asks the application for no /favicon.ico (a 404 in
+                // its console when the dashboard is mounted under a path).
+                link rel="icon" href=(ICON);
                 link rel="stylesheet" href=(ctx.url(&format!("/assets/app.css?v={}", crate::assets::VERSION)));
                 script defer src=(ctx.url(&format!("/assets/app.js?v={}", crate::assets::VERSION))) {}
             }

@@ -69,7 +69,7 @@ pub fn throughput_chart(snapshot: &Snapshot) -> Markup {
         svg xmlns="http://www.w3.org/2000/svg" class="chart chart-throughput"
             viewBox=(view_box) role="img" aria-label=(summary(snapshot))
             font-size="11" fill="currentColor" {
-            text class="chart-axis" x=(px(LEFT)) y="12" text-anchor="end" { "jobs/min" }
+            text class="chart-axis" x="0" y="12" { "jobs/min" }
             g class="chart-legend" {
                 rect class="chart-completed" x=(px(LEFT + 8.0)) y="3" width="10" height="10"
                     fill=(COMPLETED_FILL) {}

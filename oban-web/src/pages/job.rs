@@ -70,7 +70,13 @@ pub(crate) async fn page(
                 } @else {
                     @for error in job.errors.iter().rev() {
                         div.attempt {
-                            p { strong { "Attempt " (error.attempt) } " · " span.muted { (error.at) } }
+                            p {
+                                strong { "Attempt " (error.attempt) } " · "
+                                @match error_time(&error.at) {
+                                    Some(at) => span.muted title=(error.at) { (format::timestamp(at)) " · " (format::relative(at, now)) },
+                                    None => span.muted { (error.at) },
+                                }
+                            }
                             pre.error { (error.error) }
                         }
                     }
@@ -108,6 +114,17 @@ fn facts(ctx: &Ctx, job: &Job, now: DateTime<Utc>) -> Markup {
     }
 }
 
+/// When an attempt failed, from its `errors` entry: RFC 3339, or without a zone (UTC) as
+/// some writers store it.
+fn error_time(at: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(at)
+        .map(|t| t.with_timezone(&Utc))
+        .or_else(|_| {
+            chrono::NaiveDateTime::parse_from_str(at, "%Y-%m-%dT%H:%M:%S%.f").map(|t| t.and_utc())
+        })
+        .ok()
+}
+
 /// One entry of the timeline.
 struct Step {
     at: DateTime<Utc>,
@@ -134,13 +151,7 @@ fn timeline(job: &Job, now: DateTime<Utc>) -> Markup {
         });
     }
     for error in &job.errors {
-        if let Ok(at) = DateTime::parse_from_rfc3339(&error.at)
-            .map(|t| t.with_timezone(&Utc))
-            .or_else(|_| {
-                chrono::NaiveDateTime::parse_from_str(&error.at, "%Y-%m-%dT%H:%M:%S%.f")
-                    .map(|t| t.and_utc())
-            })
-        {
+        if let Some(at) = error_time(&error.at) {
             steps.push(Step {
                 at,
                 text: format!("attempt {} failed", error.attempt),

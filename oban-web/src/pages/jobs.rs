@@ -273,7 +273,7 @@ fn table(ctx: &Ctx, jobs: &[Job]) -> Markup {
                         td { (job.queue) }
                         td.num { (job.attempt) "/" (job.max_attempts) }
                         td.args.mono { (format::clip(&job.args.to_string(), 160)) }
-                        td { (when(job, now)) }
+                        td.when { (when(job, now)) }
                     }
                 }
             }

@@ -77,15 +77,20 @@ fn failing_table(ctx: &Ctx, failing: &[FailingWorker]) -> Markup {
     }
     html! {
         table {
-            thead { tr { th { "Worker" } th { "Queue" } th.num { "Retryable" } th.num { "Discarded" } th { "Most frequent error" } } }
+            thead { tr { th { "Worker and its most frequent error" } th { "Queue" } th.num { "Retryable" } th.num { "Discarded" } } }
             tbody {
                 @for worker in failing.iter().take(10) {
                     tr {
-                        td { a href=(ctx.url(&with_query("/jobs", &[("worker", &worker.worker), ("state", "retryable")]))) { (worker.worker) } }
+                        td {
+                            a href=(ctx.url(&with_query("/jobs", &[("worker", &worker.worker), ("state", "retryable")]))) { (worker.worker) }
+                            // Its first line: the rest is on the jobs' pages.
+                            @if let Some(error) = worker.errors.first() {
+                                div.error-text title=(error.message) { (format::clip(error.message.lines().next().unwrap_or_default(), 120)) }
+                            }
+                        }
                         td { (worker.queue) }
                         td.num { (format::count(worker.retryable)) }
                         td.num { (format::count(worker.discarded)) }
-                        td.args { @if let Some(error) = worker.errors.first() { (format::clip(&error.message, 120)) } }
                     }
                 }
             }
@@ -128,9 +133,7 @@ fn charts(app: &App) -> Markup {
                 Some(recorder) => {
                     @let snapshot = recorder.snapshot();
                     h2 { "Last hour on this node" }
-                    div.legend { span.completed { "completed" } span.failed { "failed" } span.cancelled { "cancelled" } }
                     (crate::throughput_chart(&snapshot))
-                    h3 { "Queue and execution times" }
                     (crate::latency_table(&snapshot))
                     p.note { "Kept in memory from this node's job events since it started (other nodes keep their own): completed jobs are pruned from the table and no index serves \"finished in the last hour\", so the table is never scanned for these." }
                 }

@@ -112,9 +112,9 @@ fn queue_row(ctx: &Ctx, queue: &QueueOverview) -> Markup {
 fn node_row(ctx: &Ctx, queue: &str, node: &NodeQueue) -> Markup {
     html! {
         tr.node data-node=(node.node) {
-            td.muted { "↳ " (node.node) }
+            td { span.muted { "↳ " (node.node) } @if node.paused { " " span.badge.paused { "paused" } } }
             td.muted.note { "heartbeat " (format::duration(node.heartbeat_age)) " ago" }
-            td.num { (node.running) " / " (node.limit) @if node.paused { " " span.badge.paused { "paused" } } }
+            td.num { (node.running) " / " (node.limit) }
             td colspan=(COLUMNS.len() + 1) {}
             @if ctx.access.can_act() {
                 td.actions { (controls(ctx, queue, Some(&node.node), node.paused, u64::from(node.limit))) }

@@ -3,6 +3,8 @@
 //! cookie jar, as a browser would.
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
+pub mod browser;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 

@@ -46,6 +46,40 @@ impl Worker for Fail {
     }
 }
 
+/// Python's `interop_workers.Recorder` records a value; this one, Rust's, records one too.
+#[derive(Serialize, Deserialize)]
+struct RustRecorder {
+    n: i64,
+}
+
+impl Worker for RustRecorder {
+    const NAME: &'static str = "interop.RustRecorder";
+    async fn perform(self, _ctx: JobContext) -> Result<Outcome, JobError> {
+        Ok(Outcome::Record(recorded_value()))
+    }
+}
+
+/// What both sides record: every JSON kind.
+fn recorded_value() -> serde_json::Value {
+    serde_json::json!({
+        "rows": 3, "file": "export.csv", "ok": true, "none": null, "ratio": 0.5,
+        "big": 3_000_000_000_i64, "tags": ["a", "é"], "nested": {"n": -7}
+    })
+}
+
+/// Python's `interop_workers.Recorder`, as Rust inserts it.
+#[derive(Serialize, Deserialize)]
+struct Recorder {
+    n: i64,
+}
+
+impl Worker for Recorder {
+    const NAME: &'static str = "interop_workers.Recorder";
+    async fn perform(self, _ctx: JobContext) -> Result<Outcome, JobError> {
+        Ok(Outcome::Complete)
+    }
+}
+
 /// Who installs the schema first.
 #[derive(Debug, Clone, Copy)]
 enum Installer {
@@ -346,4 +380,53 @@ async fn max_attempts_beyond_a_python_schemas_smallint_is_refused_naming_the_bou
         .insert(&pool)
         .await
         .expect("the largest smallint fits");
+}
+
+#[tokio::test]
+async fn results_recorded_by_either_side_are_read_by_the_other() {
+    let Some((pool, url, python)) = database(
+        "results_recorded_by_either_side_are_read_by_the_other",
+        Installer::Python,
+    )
+    .await
+    else {
+        return;
+    };
+    oban::migrate(&pool).await.expect("migrate");
+
+    // Python records (erlpack, unpadded base64); Rust reads it typed.
+    let node = python::spawn_node(&python, &url, "python-1");
+    let job = JobBuilder::new(Recorder { n: 1 })
+        .insert(&pool)
+        .await
+        .expect("insert");
+    wait_completed(&pool, &[job.id]).await;
+    python::stop_node(node).await;
+    let done = wait::wait_for_state_within(&pool, job.id, "completed", LIMIT).await;
+    assert_eq!(done.meta["recorded"], true, "{}", done.meta);
+    assert_eq!(
+        done.recorded::<serde_json::Value>()
+            .expect("Rust reads Python's term"),
+        Some(recorded_value())
+    );
+
+    // Rust records; Python's own decoder reads it.
+    let node = Oban::builder()
+        .pool(pool.clone())
+        .node("rust-1")
+        .queue("default", 5)
+        .register::<RustRecorder>()
+        .poll_interval(Duration::from_millis(50))
+        .start()
+        .await
+        .expect("start the Rust node");
+    let job = JobBuilder::new(RustRecorder { n: 2 })
+        .insert(&pool)
+        .await
+        .expect("insert");
+    wait_completed(&pool, &[job.id]).await;
+    node.shutdown(Duration::from_secs(2)).await;
+    let read = python::run(&python, &["recorded", &url, &job.id.to_string()]).await;
+    let read: serde_json::Value = serde_json::from_str(&read).expect("Python prints JSON");
+    assert_eq!(read, recorded_value());
 }

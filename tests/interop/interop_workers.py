@@ -5,6 +5,7 @@
 import sys
 
 from oban import worker
+from oban.job import Record
 
 
 @worker(queue="default")
@@ -23,6 +24,18 @@ class Fail:
     async def process(self, job):
         print(f"ran {job.id}", flush=True)
         raise RuntimeError(f"python failure {job.id}")
+
+
+@worker(queue="default")
+class Recorder:
+    """Records a value of every JSON kind, for the Rust side to read back."""
+
+    async def process(self, job):
+        print(f"ran {job.id}", flush=True)
+        return Record(
+            {"rows": 3, "file": "export.csv", "ok": True, "none": None, "ratio": 0.5,
+             "big": 3_000_000_000, "tags": ["a", "é"], "nested": {"n": -7}}
+        )
 
 
 def log(message):

@@ -5,6 +5,7 @@
     node.py insert URL WORKER COUNT           insert COUNT jobs; print their ids, one a line
     node.py work URL NODE                     run a node with queue `default` until stdin closes
     node.py errors URL ID                     print the job's errors as JSON
+    node.py recorded URL ID                   print the job's recorded value as JSON
 
 Every command ends on its own within its limit; `work` prints `started` once its queue runs.
 """
@@ -21,6 +22,7 @@ from psycopg_pool import AsyncConnectionPool  # noqa: E402
 
 from oban import Oban  # noqa: E402
 from oban.schema import install, install_sql  # noqa: E402
+from oban._recorded import decode_recorded  # noqa: E402
 
 import interop_workers  # noqa: E402
 
@@ -74,6 +76,10 @@ async def main(argv):
             oban = Oban(pool=pool)
             job = await oban.get_job(int(argv[2]))
             print(json.dumps(job.errors, default=str), flush=True)
+        elif command == "recorded":
+            oban = Oban(pool=pool)
+            job = await oban.get_job(int(argv[2]))
+            print(json.dumps(decode_recorded(job.meta["return"])), flush=True)
         else:
             raise SystemExit(f"unknown command {command}")
     finally:

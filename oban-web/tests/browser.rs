@@ -231,38 +231,47 @@ async fn every_page(dash: &Dashboard, seeded: &Seeded) {
     assert_eq!(job.meta["cron_expr"], "0 6 * * *");
 }
 
+/// Which database a dashboard runs on.
+enum Engine {
+    Postgres,
+    Sqlite,
+}
+
+/// A browser on a dashboard over a fresh, seeded database with `access`; `None` (after a
+/// notice) without chromium outside CI.
+async fn open(engine: Engine, access: Access) -> Option<(Dashboard, Seeded)> {
+    let browser = Browser::start().await?;
+    let db = match engine {
+        Engine::Postgres => common::postgres().await,
+        Engine::Sqlite => common::sqlite().await,
+    };
+    let seeded = seed(&db).await;
+    Some((Dashboard::start(browser, db, access).await, seeded))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_page_loads_without_a_console_error_on_postgres() {
-    let Some(browser) = Browser::start().await else {
+    let Some((dash, seeded)) = open(Engine::Postgres, Access::Full).await else {
         return;
     };
-    let db = common::postgres().await;
-    let seeded = seed(&db).await;
-    let dash = Dashboard::start(browser, db, Access::Full).await;
     every_page(&dash, &seeded).await;
     dash.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_page_loads_without_a_console_error_on_sqlite() {
-    let Some(browser) = Browser::start().await else {
+    let Some((dash, seeded)) = open(Engine::Sqlite, Access::Full).await else {
         return;
     };
-    let db = common::sqlite().await;
-    let seeded = seed(&db).await;
-    let dash = Dashboard::start(browser, db, Access::Full).await;
     every_page(&dash, &seeded).await;
     dash.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_filter_form_narrows_the_table_and_the_url_keeps_the_filters() {
-    let Some(browser) = Browser::start().await else {
+    let Some((dash, seeded)) = open(Engine::Postgres, Access::Full).await else {
         return;
     };
-    let db = common::postgres().await;
-    let seeded = seed(&db).await;
-    let dash = Dashboard::start(browser, db, Access::Full).await;
     let browser = &dash.browser;
     let client = &browser.client;
 
@@ -364,12 +373,9 @@ async fn the_filter_form_narrows_the_table_and_the_url_keeps_the_filters() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retrying_a_discarded_job_from_its_page_makes_it_available() {
-    let Some(browser) = Browser::start().await else {
+    let Some((dash, seeded)) = open(Engine::Postgres, Access::Full).await else {
         return;
     };
-    let db = common::postgres().await;
-    let seeded = seed(&db).await;
-    let dash = Dashboard::start(browser, db, Access::Full).await;
     let browser = &dash.browser;
     let id = seeded.alice;
 
@@ -400,12 +406,9 @@ async fn retrying_a_discarded_job_from_its_page_makes_it_available() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn selected_jobs_are_retried_cancelled_and_deleted_in_bulk() {
-    let Some(browser) = Browser::start().await else {
+    let Some((dash, seeded)) = open(Engine::Postgres, Access::Full).await else {
         return;
     };
-    let db = common::postgres().await;
-    let seeded = seed(&db).await;
-    let dash = Dashboard::start(browser, db, Access::Full).await;
     let browser = &dash.browser;
     let client = &browser.client;
     let (alice, bob, carol) = (seeded.alice, seeded.bob, seeded.carol);
@@ -474,12 +477,9 @@ async fn selected_jobs_are_retried_cancelled_and_deleted_in_bulk() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pausing_and_resuming_a_queue_reaches_its_producer() {
-    let Some(browser) = Browser::start().await else {
+    let Some((started, _)) = open(Engine::Postgres, Access::Full).await else {
         return;
     };
-    let db = common::postgres().await;
-    seed(&db).await;
-    let started = Dashboard::start(browser, db, Access::Full).await;
     let dash = &started;
     let browser = &dash.browser;
     let row = "tr.queue[data-queue=reports]";
@@ -548,12 +548,9 @@ const TICKS: &str = "window.__ticks = 0; setInterval(function () { window.__tick
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_refresh_updates_counts_in_place_until_paused() {
-    let Some(browser) = Browser::start().await else {
+    let Some((dash, _)) = open(Engine::Postgres, Access::Full).await else {
         return;
     };
-    let db = common::postgres().await;
-    seed(&db).await;
-    let dash = Dashboard::start(browser, db, Access::Full).await;
     let browser = &dash.browser;
     let tile = "a.tile[data-state=available] .value";
     let available = || async {
@@ -645,12 +642,9 @@ async fn live_refresh_updates_counts_in_place_until_paused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_only_pages_have_no_action_controls() {
-    let Some(browser) = Browser::start().await else {
+    let Some((dash, seeded)) = open(Engine::Postgres, Access::ReadOnly).await else {
         return;
     };
-    let db = common::postgres().await;
-    let seeded = seed(&db).await;
-    let dash = Dashboard::start(browser, db, Access::ReadOnly).await;
     let browser = &dash.browser;
 
     for path in [

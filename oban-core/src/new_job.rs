@@ -364,7 +364,14 @@ impl<W: Worker> JobBuilder<W> {
             worker: W::NAME.to_owned(),
             queue: self.queue.unwrap_or_else(|| options.queue.to_owned()),
             args,
-            meta: Value::Object(self.meta),
+            meta: Value::Object({
+                let mut meta = self.meta;
+                if options.recorded {
+                    meta.entry(crate::recorded::RECORDED_KEY)
+                        .or_insert(Value::Bool(true));
+                }
+                meta
+            }),
             tags: self
                 .tags
                 .unwrap_or_else(|| options.tags.iter().map(|t| (*t).to_owned()).collect()),

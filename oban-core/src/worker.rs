@@ -109,6 +109,10 @@ pub struct WorkerOptions {
     pub backoff: Backoff,
     /// Which jobs of this worker count as duplicates (default: none do).
     pub unique: Option<UniqueOptions>,
+    /// Whether the worker records results: its jobs are inserted with `meta.recorded = true`,
+    /// as Oban Pro marks them (Oban Web then says a result is still to come). `#[worker]` sets
+    /// it for a fn returning `Result<T, E>` with a `T` to record.
+    pub recorded: bool,
     /// The longest recorded result ([`Outcome::Record`]) kept, in characters of its encoded
     /// form (default [`recorded::DEFAULT_LIMIT`](crate::recorded::DEFAULT_LIMIT), 32,000).
     pub record_limit: usize,
@@ -126,6 +130,7 @@ impl WorkerOptions {
             timeout: None,
             backoff: Backoff::Default,
             unique: None,
+            recorded: false,
             record_limit: crate::recorded::DEFAULT_LIMIT,
         }
     }
@@ -169,6 +174,25 @@ impl WorkerOptions {
     /// Makes the worker's jobs unique.
     pub const fn unique(mut self, unique: UniqueOptions) -> Self {
         self.unique = Some(unique);
+        self
+    }
+
+    /// Marks the worker as recording results (see [`recorded`](Self::recorded)).
+    pub const fn recorded(mut self) -> Self {
+        self.recorded = true;
+        self
+    }
+
+    /// Sets the longest recorded result kept, in characters of its encoded form.
+    ///
+    /// ```
+    /// use oban_core::WorkerOptions;
+    ///
+    /// let options = WorkerOptions::new().recorded().record_limit(256_000);
+    /// assert!(options.recorded);
+    /// ```
+    pub const fn record_limit(mut self, characters: usize) -> Self {
+        self.record_limit = characters;
         self
     }
 }

@@ -145,7 +145,7 @@ fn expand(worker: &WorkerFn<'_>, options: &Options, ident: &Ident) -> TokenStrea
          `.insert(..)` it."
     );
 
-    let options_fn = options_fn(options);
+    let options_fn = options_fn(options, ast::records(worker));
     let cron_const = cron_const(options);
     let required_state = required_state(worker);
     let perform = perform(worker);
@@ -272,8 +272,11 @@ fn cron_const(options: &Options) -> TokenStream {
 }
 
 /// `fn options()`, unless every option is left to the default.
-fn options_fn(options: &Options) -> TokenStream {
+fn options_fn(options: &Options, records: bool) -> TokenStream {
     let mut calls = Vec::new();
+    if records {
+        calls.push(quote!(.recorded()));
+    }
     if let Some(queue) = &options.queue {
         calls.push(quote!(.queue(#queue)));
     }

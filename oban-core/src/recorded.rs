@@ -33,7 +33,7 @@ pub const RECORDED_KEY: &str = "recorded";
 /// The meta key holding the encoded value.
 pub const RETURN_KEY: &str = "return";
 /// The largest encoded value a node records unless configured otherwise
-/// ([`Builder::record_limit`](crate::Builder::record_limit)): 32,000 characters of base64
+/// ([`WorkerOptions::record_limit`](crate::WorkerOptions::record_limit)): 32,000 characters of base64
 /// (about 24 KB of term), as Oban Pro's default. A job's meta is read with every fetch of it.
 pub const DEFAULT_LIMIT: usize = 32_000;
 
@@ -94,7 +94,7 @@ pub(crate) fn meta_for(value: &Value, limit: usize) -> std::result::Result<Value
     if text.len() > limit {
         return Err(format!(
             "the recorded result is {} characters encoded, over the limit of {limit}: return less, \
-             or raise the node's limit with Builder::record_limit",
+             or raise the worker's limit (WorkerOptions::record_limit)",
             text.len()
         ));
     }

@@ -4,11 +4,23 @@
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 
-/// Part of every asset URL, so that a new release is fetched anew despite long caching.
-pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
-
 const CSS: &str = include_str!("../assets/app.css");
 const JS: &str = include_str!("../assets/app.js");
+
+/// Part of every asset URL: a hash of the stylesheet and the script, so that any change to
+/// them is fetched anew despite a day of caching, release or not.
+pub(crate) const VERSION: u64 = fnv1a(JS.as_bytes(), fnv1a(CSS.as_bytes(), 0xcbf2_9ce4_8422_2325));
+
+/// FNV-1a over `bytes`, from `hash`: computed at compile time.
+const fn fnv1a(bytes: &[u8], mut hash: u64) -> u64 {
+    let mut i = 0;
+    while i < bytes.len() {
+        hash ^= bytes[i] as u64;
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+        i += 1;
+    }
+    hash
+}
 
 /// `GET /assets/app.css`.
 pub(crate) async fn css() -> Response {

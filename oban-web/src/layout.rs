@@ -34,8 +34,8 @@ pub(crate) fn page(
                 // Inline, so the browser asks the application for no /favicon.ico (a 404 in
                 // its console when the dashboard is mounted under a path).
                 link rel="icon" href=(ICON);
-                link rel="stylesheet" href=(ctx.url(&format!("/assets/app.css?v={}", crate::assets::VERSION)));
-                script defer src=(ctx.url(&format!("/assets/app.js?v={}", crate::assets::VERSION))) {}
+                link rel="stylesheet" href=(ctx.url(&format!("/assets/app.css?v={:x}", crate::assets::VERSION)));
+                script defer src=(ctx.url(&format!("/assets/app.js?v={:x}", crate::assets::VERSION))) {}
             }
             body data-refresh=(refresh_secs) {
                 header.top {

@@ -24,7 +24,7 @@ struct Export {
     checksum: Option<String>,
 }
 
-#[worker(queue = "exports", max_attempts = 1)]
+#[worker(queue = "exports", max_attempts = 1, record_limit = 4_000)]
 async fn export_table(table: String) -> Result<Export, std::io::Error> {
     Ok(Export {
         rows: 1_234,
@@ -119,4 +119,18 @@ async fn perform_job_returns_the_recorded_value() {
         panic!("expected a recorded value, got {outcome:?}");
     };
     assert_eq!(value["file"], "orders.csv");
+}
+
+#[test]
+fn the_macro_sets_the_record_limit_and_marks_recording_workers() {
+    use oban::Worker;
+    let options = ExportTable::options();
+    assert!(options.recorded);
+    assert_eq!(options.record_limit, 4_000);
+    let options = Summarize::options();
+    assert!(
+        !options.recorded,
+        "Outcome::Record alone is not seen by the macro"
+    );
+    assert_eq!(options.record_limit, oban::recorded::DEFAULT_LIMIT);
 }

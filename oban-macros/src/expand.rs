@@ -277,6 +277,10 @@ fn options_fn(options: &Options, records: bool) -> TokenStream {
     if records {
         calls.push(quote!(.recorded()));
     }
+    if let Some((limit, _)) = options.record_limit {
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        calls.push(quote!(.record_limit(#limit)));
+    }
     if let Some(queue) = &options.queue {
         calls.push(quote!(.queue(#queue)));
     }

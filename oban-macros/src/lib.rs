@@ -183,6 +183,7 @@ use proc_macro::TokenStream;
 /// | `unique` | `unique(period = 300, keys = [order_id])` | which jobs are duplicates: `period = SECS \| infinity`, `keys = [argument, ..]`, `fields = [args, queue, worker, meta]`, `states = successful \| incomplete \| scheduled \| all`, `timestamp = inserted_at \| scheduled_at`; plain `unique` takes Oban's defaults |
 /// | `cron` | `cron = "0 * * * *"`, `cron = ["0 9 * * MON-FRI", "@daily"]` | insert a job with empty args on this schedule (five fields with ranges, steps, lists and names, or `@yearly`/`@annually`, `@monthly`, `@weekly`, `@daily`/`@midnight`, `@hourly`, `@reboot`); only for fns without stored arguments; the leader inserts each due minute once across the cluster |
 /// | `timezone` | `timezone = "Europe/Paris"` | IANA time zone the `cron` expressions are read in (default UTC) |
+/// | `record_limit` | `record_limit = 256_000` | for a fn returning `Result<T, E>` with a value to record: the longest encoded result kept, in characters (default 32,000); a longer one fails the attempt |
 #[proc_macro_attribute]
 pub fn worker(args: TokenStream, input: TokenStream) -> TokenStream {
     expand::worker(args.into(), input.into()).into()

@@ -9,6 +9,23 @@ use crate::ctxt::Ctxt;
 pub(crate) fn check(cx: &Ctxt, options: &mut Options, worker: &WorkerFn<'_>) {
     check_unique_keys(cx, options, worker);
     check_cron_args(cx, options, worker);
+    check_record_limit(cx, options, worker);
+}
+
+/// `record_limit` only means something for a fn that returns a value to record.
+fn check_record_limit(cx: &Ctxt, options: &mut Options, worker: &WorkerFn<'_>) {
+    if let Some((_, span)) = options.record_limit {
+        if !crate::ast::records(worker) {
+            cx.error_at(
+                span,
+                format!(
+                    "`record_limit` applies to a worker that records its result, but `{}` returns none; return `Result<T, E>` with a serializable `T`, or remove it",
+                    worker.ident
+                ),
+            );
+            options.record_limit = None;
+        }
+    }
 }
 
 /// Cron jobs are inserted with empty args, so a cron worker may not have stored arguments;

@@ -14,6 +14,7 @@
 //!            | "unique" ( "(" unique,* ")" )?
 //!            | "cron" "=" ( STRING | "[" STRING,+ "]" )  five-field expressions or nicknames
 //!            | "timezone" "=" STRING              IANA name the cron expressions are read in
+//!            | "record_limit" "=" INT             1..; only on a fn returning a value to record
 //! backoff   := "default" | "constant" "(" duration ")" | "linear" "(" duration ")"
 //!            | "exponential" "(" "base" "=" duration "," "max" "=" duration ")"
 //!            | PATH                               a `fn(&Job) -> Duration`
@@ -57,7 +58,9 @@ use self::backoff::{parse_backoff, parse_timeout};
 use self::cron::{parse_cron, parse_timezone};
 use self::lit::strip_groups;
 use self::naming::{parse_args, parse_derives, parse_name};
-use self::queue::{parse_max_attempts, parse_priority, parse_queue, parse_tags};
+use self::queue::{
+    parse_max_attempts, parse_priority, parse_queue, parse_record_limit, parse_tags,
+};
 use self::unique::parse_unique;
 
 pub(crate) use self::backoff::Backoff;
@@ -94,6 +97,9 @@ pub(crate) struct Options {
     pub(crate) timezone: Option<String>,
     /// Where the `timezone` value is.
     pub(crate) timezone_span: Option<Span>,
+    /// `record_limit = N`: the longest recorded result kept, in encoded characters, with the
+    /// span of its value.
+    pub(crate) record_limit: Option<(u64, Span)>,
 }
 
 /// The top-level options, in the order the docs list them.
@@ -110,6 +116,7 @@ const OPTIONS: &[&str] = &[
     "unique",
     "cron",
     "timezone",
+    "record_limit",
 ];
 
 impl Options {
@@ -162,6 +169,9 @@ impl Options {
                 "timezone" => {
                     options.timezone_span = Some(value.span());
                     options.timezone = parse_timezone(cx, value);
+                }
+                "record_limit" => {
+                    options.record_limit = parse_record_limit(cx, value).map(|n| (n, value.span()));
                 }
                 _ => unreachable!("every option is handled"),
             }
@@ -243,6 +253,7 @@ pub(super) fn example(option: &str) -> &'static str {
         "backoff" => "exponential(base = 1, max = 3600)",
         "cron" => "\"0 * * * *\"",
         "timezone" => "\"Europe/Paris\"",
+        "record_limit" => "256000",
         "period" => "300",
         "keys" => "[order_id]",
         "fields" => "[args, queue, worker]",

@@ -1,4 +1,5 @@
-//! Where and how often a job runs: `queue`, `max_attempts`, `priority`, and its `tags`.
+//! Where and how often a job runs: `queue`, `max_attempts`, `priority`, and its `tags`; and
+//! `record_limit`, how much of its result it keeps.
 
 use syn::{Expr, ExprLit, Lit};
 
@@ -124,4 +125,21 @@ pub(super) fn parse_tags(cx: &Ctxt, value: &Expr) -> Option<Vec<String>> {
         }
     }
     ok.then_some(tags)
+}
+
+/// `record_limit = N`: at least 1 character of encoded result.
+pub(super) fn parse_record_limit(cx: &Ctxt, value: &Expr) -> Option<u64> {
+    let n = integer(cx, value, "record_limit")?;
+    match u64::try_from(n) {
+        Ok(n) if n >= 1 => Some(n),
+        _ => {
+            cx.error_spanned_by(
+                value,
+                format!(
+                    "`record_limit` must be at least 1 (characters of the encoded result), got {n}"
+                ),
+            );
+            None
+        }
+    }
 }

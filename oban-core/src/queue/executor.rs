@@ -19,15 +19,13 @@ use crate::queue::span;
 use crate::recorded;
 use crate::registry::Registry;
 use crate::state::StateMap;
-use crate::worker::{JobError, Outcome};
+use crate::worker::{JobError, Outcome, WorkerOptions};
 
 /// How an attempt ended, before it is mapped to a state.
 #[derive(Debug)]
 pub(crate) enum Finished {
     /// The worker returned.
     Returned(Result<Outcome, JobError>),
-    /// The worker returned a value to record: the keys merged into the job's meta.
-    Recorded(Value),
     /// The worker panicked, with this message.
     Panicked(String),
     /// The attempt ran past its timeout.
@@ -67,7 +65,7 @@ pub(crate) async fn execute(
             Err(panic) => to_ack(
                 &job,
                 Finished::Panicked(panic_message(&*panic)),
-                Backoff::Default,
+                &WorkerOptions::new(),
                 &node,
             ),
         };
@@ -121,10 +119,10 @@ fn job_outcome(ack: &Ack) -> Option<JobOutcome> {
 /// worker's body are caught here, any other panic by [`execute`].
 async fn attempt(job: &Arc<Job>, registry: &Registry, state: Arc<StateMap>, node: &str) -> Ack {
     let registration = registry.get(&job.worker).copied();
-    let (finished, backoff) = match registration {
+    let (finished, options) = match registration {
         None => (
             Finished::Unrunnable(Unrunnable::UnknownWorker),
-            Backoff::Default,
+            WorkerOptions::new(),
         ),
         Some(registration) => {
             let options = registration.options();
@@ -143,12 +141,6 @@ async fn attempt(job: &Arc<Job>, registry: &Registry, state: Arc<StateMap>, node
                             None => Ok(guarded.await),
                         };
                         match outcome {
-                            Ok(Ok(Ok(Outcome::Record(value)))) => {
-                                match recorded::meta_for(&value, options.record_limit) {
-                                    Ok(meta) => Finished::Recorded(meta),
-                                    Err(message) => Finished::Returned(Err(JobError::new(message))),
-                                }
-                            }
                             Ok(Ok(result)) => Finished::Returned(result),
                             Ok(Err(panic)) => Finished::Panicked(panic_message(&*panic)),
                             Err(limit) => Finished::TimedOut(limit),
@@ -156,20 +148,21 @@ async fn attempt(job: &Arc<Job>, registry: &Registry, state: Arc<StateMap>, node
                     }
                 }
             };
-            (finished, options.backoff)
+            (finished, options)
         }
     };
-    to_ack(job, finished, backoff, node)
+    to_ack(job, finished, &options, node)
 }
 
 /// Maps how an attempt ended to the job's next state, as DESIGN.md section 3 tabulates, in a
 /// form every engine can store ([`Ack::storable`]: NULs in the error replaced, the delay of a
-/// snooze or a backoff clamped to [`Ack::MAX_DELAY`]).
-pub(crate) fn to_ack(job: &Job, finished: Finished, backoff: Backoff, node: &str) -> Ack {
-    outcome(job, finished, backoff, node).storable()
+/// snooze or a backoff clamped to [`Ack::MAX_DELAY`]). `options` are the worker's (its backoff
+/// and record limit), or the defaults when no worker ran.
+pub(crate) fn to_ack(job: &Job, finished: Finished, options: &WorkerOptions, node: &str) -> Ack {
+    outcome(job, finished, options, node).storable()
 }
 
-fn outcome(job: &Job, finished: Finished, backoff: Backoff, node: &str) -> Ack {
+fn outcome(job: &Job, finished: Finished, options: &WorkerOptions, node: &str) -> Ack {
     let mut ack = Ack {
         id: job.id,
         attempted_at: attempt_stamp(job),
@@ -181,14 +174,10 @@ fn outcome(job: &Job, finished: Finished, backoff: Backoff, node: &str) -> Ack {
     };
     let failure = match finished {
         Finished::Returned(Ok(Outcome::Complete)) => return ack,
-        Finished::Recorded(meta) => {
-            ack.meta = Some(meta);
-            return ack;
-        }
-        // Recorded values are encoded (and checked against the limit) in `attempt`; one that
-        // reaches here without a worker's limit is encoded under the default one.
+        // Completed with the value recorded, unless its encoding is over the worker's limit:
+        // then a failed attempt saying so.
         Finished::Returned(Ok(Outcome::Record(value))) => {
-            match recorded::meta_for(&value, recorded::DEFAULT_LIMIT) {
+            match recorded::meta_for(&value, options.record_limit) {
                 Ok(meta) => {
                     ack.meta = Some(meta);
                     return ack;
@@ -232,7 +221,7 @@ fn outcome(job: &Job, finished: Finished, backoff: Backoff, node: &str) -> Ack {
         ack.error = Some(error_entry(job, &failure));
     } else {
         ack.state = JobState::Retryable;
-        let (delay, failure) = retry_delay(job, backoff, failure);
+        let (delay, failure) = retry_delay(job, options.backoff, failure);
         ack.schedule_in = Some(delay);
         ack.error = Some(error_entry(job, &failure));
     }

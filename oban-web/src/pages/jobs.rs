@@ -16,7 +16,7 @@ use oban_core::admin::{JobQuery, QueueOverview};
 use oban_core::{Job, JobFilter, JobState};
 use serde::Deserialize;
 
-use super::with_query;
+use super::{state_total, with_query};
 use crate::app::App;
 use crate::format;
 use crate::guard::Ctx;
@@ -195,8 +195,7 @@ fn tabs(ctx: &Ctx, params: &Params, queues: &[QueueOverview]) -> Markup {
         nav.tabs #state-tabs data-live aria-label="States" {
             a href=(ctx.url(&params.link("", None))) aria-current=[params.state.is_empty().then_some("page")] { "all" }
             @for state in JobState::ALL {
-                @let count: u64 = queues.iter().filter(in_scope).map(|q| q.count(state)).sum();
-                @let estimated = queues.iter().filter(in_scope).flat_map(|q| &q.states).any(|s| s.state == state && !s.exact);
+                @let (count, estimated) = state_total(queues.iter().filter(in_scope), state);
                 a href=(ctx.url(&params.link(state.as_str(), None))) data-state=(state.as_str())
                     aria-current=[(params.state == state.as_str()).then_some("page")] {
                     (state.as_str()) span.n { @if estimated { "~" } (format::count(count)) }

@@ -9,6 +9,8 @@ pub(crate) mod login;
 pub(crate) mod overview;
 pub(crate) mod queues;
 
+use oban_core::admin::QueueOverview;
+use oban_core::JobState;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 /// Characters kept as they are in a path segment.
@@ -34,6 +36,38 @@ pub(crate) fn with_query(path: &str, pairs: &[(&str, &str)]) -> String {
     } else {
         path.to_owned()
     }
+}
+
+/// A queue across its nodes: running jobs and limits summed, and whether every node that runs
+/// it has it paused (a queue no node runs is not paused).
+pub(crate) struct Load {
+    pub(crate) running: u64,
+    pub(crate) limit: u64,
+    pub(crate) paused: bool,
+}
+
+impl Load {
+    pub(crate) fn of(queue: &QueueOverview) -> Load {
+        Load {
+            running: queue.nodes.iter().map(|n| u64::from(n.running)).sum(),
+            limit: queue.nodes.iter().map(|n| u64::from(n.limit)).sum(),
+            paused: !queue.nodes.is_empty() && queue.nodes.iter().all(|n| n.paused),
+        }
+    }
+}
+
+/// How many jobs of `queues` are in `state`, and whether any of the counts is an estimate.
+pub(crate) fn state_total<'a>(
+    queues: impl IntoIterator<Item = &'a QueueOverview>,
+    state: JobState,
+) -> (u64, bool) {
+    queues
+        .into_iter()
+        .flat_map(|q| &q.states)
+        .filter(|tally| tally.state == state)
+        .fold((0, false), |(count, estimated), tally| {
+            (count + tally.count, estimated || !tally.exact)
+        })
 }
 
 #[cfg(test)]

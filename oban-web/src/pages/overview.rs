@@ -11,7 +11,7 @@ use maud::{html, Markup};
 use oban_core::admin::{FailingWorker, QueueOverview};
 use oban_core::JobState;
 
-use super::with_query;
+use super::{state_total, with_query, Load};
 use crate::app::App;
 use crate::format;
 use crate::guard::Ctx;
@@ -60,8 +60,7 @@ fn totals(ctx: &Ctx, queues: &[QueueOverview]) -> Markup {
     html! {
         div.tiles {
             @for state in JobState::ALL {
-                @let count: u64 = queues.iter().map(|q| q.count(state)).sum();
-                @let estimated = queues.iter().flat_map(|q| &q.states).any(|s| s.state == state && !s.exact);
+                @let (count, estimated) = state_total(queues, state);
                 a.tile href=(ctx.url(&with_query("/jobs", &[("state", state.as_str())]))) data-state=(state.as_str()) {
                     div.label { (state.as_str()) }
                     div.value { @if estimated { "~" } (format::count(count)) }
@@ -107,14 +106,14 @@ fn queue_summary(ctx: &Ctx, queues: &[QueueOverview]) -> Markup {
             thead { tr { th { "Queue" } th.num { "Running / limit" } th.num { "Available" } th { "Oldest waiting" } } }
             tbody {
                 @for queue in queues {
+                    @let load = Load::of(queue);
                     tr {
                         td {
                             a href=(ctx.url(&with_query("/jobs", &[("queue", &queue.queue)]))) { (queue.queue) }
-                            @if !queue.nodes.is_empty() && queue.nodes.iter().all(|n| n.paused) { " " span.badge.paused { "paused" } }
+                            @if load.paused { " " span.badge.paused { "paused" } }
                         }
                         td.num {
-                            (queue.nodes.iter().map(|n| u64::from(n.running)).sum::<u64>()) " / "
-                            (queue.nodes.iter().map(|n| u64::from(n.limit)).sum::<u64>())
+                            (load.running) " / " (load.limit)
                         }
                         td.num { (format::count(queue.count(JobState::Available))) }
                         td { @match queue.oldest_available { Some(age) => (format::duration(age)), None => span.muted { "—" } } }

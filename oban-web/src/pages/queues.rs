@@ -10,7 +10,7 @@ use maud::{html, Markup};
 use oban_core::admin::{NodeQueue, QueueOverview};
 use oban_core::JobState;
 
-use super::{segment, with_query};
+use super::{segment, with_query, Load};
 use crate::app::App;
 use crate::format;
 use crate::guard::Ctx;
@@ -71,15 +71,17 @@ fn table(ctx: &Ctx, queues: &[QueueOverview]) -> Markup {
 }
 
 fn queue_row(ctx: &Ctx, queue: &QueueOverview) -> Markup {
-    let running: u64 = queue.nodes.iter().map(|n| u64::from(n.running)).sum();
-    let limit: u64 = queue.nodes.iter().map(|n| u64::from(n.limit)).sum();
+    let Load {
+        running,
+        limit,
+        paused,
+    } = Load::of(queue);
     let per_node = queue
         .nodes
         .iter()
         .map(|n| u64::from(n.limit))
         .max()
         .unwrap_or(1);
-    let paused = !queue.nodes.is_empty() && queue.nodes.iter().all(|n| n.paused);
     html! {
         tr.queue data-queue=(queue.queue) {
             td {

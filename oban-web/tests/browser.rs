@@ -80,12 +80,14 @@ impl Dashboard {
         self.browser.attrs("tr[data-job]", "data-job").await
     }
 
-    /// Waits for the flash message and gives it.
-    async fn flash(&self) -> String {
-        until("the flash message", || async move {
-            self.browser.text("p.flash").await
+    /// Waits for the flash message to read `expected`: the page an action redirects to. (The
+    /// page the click was made on may still show the previous action's flash for a moment.)
+    async fn expect_flash(&self, expected: &str) {
+        until(&format!("the flash message {expected:?}"), || async move {
+            let shown = self.browser.text("p.flash").await?;
+            (shown == expected).then_some(())
         })
-        .await
+        .await;
     }
 
     /// Ticks the checkbox of job `id` in the jobs table.
@@ -387,7 +389,7 @@ async fn retrying_a_discarded_job_from_its_page_makes_it_available() {
     browser
         .click(&format!("form[action=\"{MOUNT}/jobs/{id}/retry\"] button"))
         .await;
-    assert_eq!(dash.flash().await, format!("Job {id} retried."));
+    dash.expect_flash(&format!("Job {id} retried.")).await;
     browser.loaded().await;
     assert_eq!(dash.state(id).await.as_deref(), Some("available"));
     assert_eq!(
@@ -420,7 +422,7 @@ async fn selected_jobs_are_retried_cancelled_and_deleted_in_bulk() {
     browser
         .click(&format!("#bulk button[formaction=\"{MOUNT}/jobs/retry\"]"))
         .await;
-    assert_eq!(dash.flash().await, "2 of 2 selected jobs retried.");
+    dash.expect_flash("2 of 2 selected jobs retried.").await;
     browser.loaded().await;
     assert_eq!(dash.state(alice).await.as_deref(), Some("available"));
     assert_eq!(dash.state(bob).await.as_deref(), Some("available"));
@@ -437,7 +439,7 @@ async fn selected_jobs_are_retried_cancelled_and_deleted_in_bulk() {
     browser
         .click(&format!("#bulk button[formaction=\"{MOUNT}/jobs/cancel\"]"))
         .await;
-    assert_eq!(dash.flash().await, "1 of 1 selected jobs cancelled.");
+    dash.expect_flash("1 of 1 selected jobs cancelled.").await;
     browser.loaded().await;
     assert_eq!(dash.state(alice).await.as_deref(), Some("cancelled"));
     assert_eq!(dash.state(bob).await.as_deref(), Some("available"));
@@ -496,10 +498,8 @@ async fn pausing_and_resuming_a_queue_reaches_its_producer() {
             "{row} form[action=\"{MOUNT}/queues/reports/pause\"] button"
         ))
         .await;
-    assert_eq!(
-        dash.flash().await,
-        "Asked every node to pause queue reports."
-    );
+    dash.expect_flash("Asked every node to pause queue reports.")
+        .await;
     until("the producer to record its pause", || async move {
         (dash.producers_paused("reports").await == Some(true)).then_some(())
     })
@@ -515,10 +515,8 @@ async fn pausing_and_resuming_a_queue_reaches_its_producer() {
             "{row} form[action=\"{MOUNT}/queues/reports/resume\"] button"
         ))
         .await;
-    assert_eq!(
-        dash.flash().await,
-        "Asked every node to resume queue reports."
-    );
+    dash.expect_flash("Asked every node to resume queue reports.")
+        .await;
     until("the producer to record its resume", || async move {
         (dash.producers_paused("reports").await == Some(false)).then_some(())
     })

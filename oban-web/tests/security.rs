@@ -328,3 +328,31 @@ async fn mounted_under_a_path_links_and_redirects_stay_under_it_and_never_leave(
         assert_eq!(answer.location(), Some("/ops/oban/queues"), "back={evil}");
     }
 }
+
+#[tokio::test]
+async fn processes_sharing_a_secret_accept_each_others_forms_and_others_do_not() {
+    let db = common::sqlite().await;
+    let id = discarded(&db).await;
+    let with = |secret: &[u8]| {
+        oban_web::router(
+            db.admin(),
+            Config::new().resolver(Access::Full).secret(secret),
+        )
+    };
+    // The form is served by one process; the POST lands on another behind the same address.
+    let mut browser = Client::new(with(b"shared secret of the deployment"));
+    let token = browser.get("/").await.csrf();
+    let path = format!("/jobs/{id}/retry");
+
+    let mut elsewhere = Client::new(with(b"another deployment's secret"));
+    elsewhere.cookies = browser.cookies.clone();
+    let refused = elsewhere.post(&path, &[("_csrf", &token)]).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(db.state(id).await.as_deref(), Some("discarded"));
+
+    let mut sibling = Client::new(with(b"shared secret of the deployment"));
+    sibling.cookies = browser.cookies.clone();
+    let accepted = sibling.post(&path, &[("_csrf", &token)]).await;
+    assert_eq!(accepted.status, StatusCode::SEE_OTHER, "{}", accepted.body);
+    assert_eq!(db.state(id).await.as_deref(), Some("available"));
+}

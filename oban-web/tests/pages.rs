@@ -217,3 +217,40 @@ async fn every_page_on_postgres() {
 async fn every_page_on_sqlite() {
     every_page(common::sqlite().await).await;
 }
+
+#[tokio::test]
+async fn pages_count_exactly_up_to_ten_thousand_then_mark_the_estimate() {
+    let db = common::postgres().await;
+    let oban::DbPool::Postgres(pool) = &db.pool else {
+        unreachable!("a PostgreSQL database")
+    };
+    for (queue, jobs) in [("bulk", 10_050), ("small", 9_990)] {
+        sqlx::query(
+            "INSERT INTO oban_jobs (queue, worker, args, state) \
+             SELECT $1, 'Bulk', '{}', 'available' FROM generate_series(1, $2)",
+        )
+        .bind(queue)
+        .bind(jobs)
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+    sqlx::query("ANALYZE oban_jobs")
+        .execute(pool)
+        .await
+        .unwrap();
+    let mut browser = browser(&db);
+    let tab = |body: &str| {
+        let at = body
+            .find("data-state=\"available\"")
+            .expect("the available tab");
+        let rest = &body[at..];
+        let start = rest.find("<span class=\"n\">").unwrap() + "<span class=\"n\">".len();
+        rest[start..start + rest[start..].find('<').unwrap()].to_owned()
+    };
+    assert_eq!(tab(&browser.get("/jobs?queue=small").await.body), "9,990");
+    assert!(
+        tab(&browser.get("/jobs?queue=bulk").await.body).starts_with('~'),
+        "an estimate"
+    );
+}

@@ -1012,6 +1012,22 @@ impl Engine for Recording {
     async fn producer_delete(&self, uuid: uuid::Uuid) -> oban::Result<()> {
         self.inner.producer_delete(uuid).await
     }
+
+    async fn workflow_release(&self, workflow_ids: &[String]) -> oban::Result<u64> {
+        self.inner.workflow_release(workflow_ids).await
+    }
+
+    async fn workflow_waiting(&self, after: Option<&str>, limit: u32) -> oban::Result<Vec<String>> {
+        self.inner.workflow_waiting(after, limit).await
+    }
+
+    async fn workflow_steps(
+        &self,
+        workflow_id: &str,
+        names: &[String],
+    ) -> oban::Result<Vec<oban::Job>> {
+        self.inner.workflow_steps(workflow_id, names).await
+    }
 }
 
 /// Every statement of a bulk walk is bounded by `batch`: each page of ids asks for at most

@@ -171,7 +171,7 @@ async fn concurrent_migrations_from_many_nodes_all_succeed() {
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert_eq!(versions, 7);
+    assert_eq!(versions, 8);
 }
 
 async fn run_existing_job(pool: &PgPool) -> oban::Job {

@@ -424,8 +424,13 @@ impl Builder {
         // After the Prometheus recorder is installed, so the descriptions reach it.
         measure::describe();
         let registry = Arc::new(registry);
+        // Workflow steps reach the engine through the state (`Flow`), once it is open.
+        self.state.insert(crate::workflow::EngineSlot::default());
         let state = Arc::new(mem::take(&mut self.state));
         let (pool, engine) = self.open_engine(&registry, &state, &node).await?;
+        if let Some(slot) = state.get::<crate::workflow::EngineSlot>() {
+            slot.set(&engine);
+        }
         let (stop, stop_rx) = watch::channel(None);
         let (give_up, give_up_rx) = watch::channel(false);
         let (completer, completer_task) = Completer::start(Arc::clone(&engine), give_up_rx);

@@ -53,6 +53,11 @@ pub enum Error {
     /// message says what was wrong with it.
     #[error("recorded result: {0}")]
     Recorded(String),
+
+    /// A workflow that cannot be built or inserted, or a step's read of an upstream result that
+    /// cannot be answered (see [`crate::workflow`]); the message says which step and why.
+    #[error("workflow: {0}")]
+    Workflow(String),
     /// The node is shutting down or was stopped.
     #[error("Oban is not running (it was stopped or never started)")]
     NotRunning,

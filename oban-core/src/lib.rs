@@ -48,6 +48,7 @@ pub mod testing;
 pub mod trace_context;
 pub mod unique;
 pub mod worker;
+pub mod workflow;
 
 pub use backoff::Backoff;
 pub use builder::Builder;

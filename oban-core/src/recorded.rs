@@ -6,8 +6,9 @@
 //! terms (objects as maps with binary keys, strings as binaries, integers as integers, floats
 //! as floats, `true`/`false` as those atoms, `null` as `nil`, arrays as lists) and reads back
 //! any term a JSON value can stand for: compressed terms (as Elixir writes them), padded or
-//! unpadded base64, atom keys (read as strings), tuples (read as arrays), charlists and
-//! binaries (read as strings when they are UTF-8). Pids, references, functions and
+//! unpadded base64, atom keys (read as strings), tuples (read as arrays), binaries (read as
+//! strings when they are UTF-8), and lists of small integers, which Erlang stores in the form
+//! it also uses for charlists, as lists of integers (`[1, 2, 3]`; `~c"ab"` reads `[97, 98]`). Pids, references, functions and
 //! non-UTF-8 binaries have no JSON form and are refused with an error naming them.
 //!
 //! ```
@@ -161,9 +162,8 @@ fn to_json(term: Term) -> Result<Value> {
         Term::Binary(b) => Value::String(String::from_utf8(b.bytes).map_err(|_| {
             Error::Recorded("a binary that is not UTF-8 text has no JSON form".into())
         })?),
-        Term::ByteList(list) => Value::String(String::from_utf8(list.bytes).map_err(|_| {
-            Error::Recorded("a charlist that is not UTF-8 text has no JSON form".into())
-        })?),
+        // A list of integers from 0 to 255, as Erlang encodes `[1, 2, 3]`: not text.
+        Term::ByteList(list) => Value::Array(list.bytes.into_iter().map(Value::from).collect()),
         Term::List(list) => Value::Array(
             list.elements
                 .into_iter()
@@ -194,6 +194,13 @@ fn to_json(term: Term) -> Result<Value> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_list_of_small_integers_is_read_back_as_a_list_not_as_text() {
+        let value = serde_json::json!([1, 2, 3, 255]);
+        assert_eq!(decode(&encode(&value).unwrap()).unwrap(), value);
+    }
+
     use super::*;
     use serde_json::json;
 
@@ -237,7 +244,9 @@ mod tests {
         ];
         assert_eq!(
             decode(&STANDARD.encode(bytes)).unwrap(),
-            json!({"ok": [1, "ab"]})
+            // A charlist is the list of its integers (`~c"ab" == [97, 98]` in Elixir), which
+            // is also how Erlang writes a list of small integers such as `[1, 2, 3]`.
+            json!({"ok": [1, [97, 98]]})
         );
         // :erlang.term_to_binary("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", [:compressed])
         let plain: Vec<u8> = [109, 0, 0, 0, 40].into_iter().chain([b'a'; 40]).collect();

@@ -415,6 +415,14 @@ impl JobContext {
         &self.job
     }
 
+    /// The workflow of the running step (see [`crate::workflow`]).
+    ///
+    /// # Errors
+    /// [`Error::Workflow`](crate::Error::Workflow) when the job is not a workflow step.
+    pub fn flow(&self) -> crate::Result<crate::workflow::Flow> {
+        crate::workflow::Flow::of(Arc::clone(&self.job), &self.state)
+    }
+
     /// A value registered on the builder with `.state(value)`, or `None`.
     pub fn try_state<T: Send + Sync + 'static>(&self) -> Option<State<T>> {
         self.state.get::<T>()

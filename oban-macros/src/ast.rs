@@ -46,6 +46,8 @@ pub(crate) enum Input<'a> {
     JobRef,
     /// `Job`: a clone of the running job.
     JobOwned,
+    /// `Flow`: the running step's workflow (`oban::workflow::Flow`).
+    Flow,
     /// `State<T>`: a value registered on the Oban builder; `ty` is `T`.
     State {
         /// The state's type `T`.
@@ -252,6 +254,13 @@ fn injected<'a>(cx: &Ctxt, ty: &'a Type) -> Result<Option<Input<'a>>, ()> {
                 Err(())
             }
             Some(("Job", PathArguments::None)) => Ok(Some(Input::JobRef)),
+            Some(("Flow", PathArguments::None)) => {
+                cx.error_spanned_by(
+                    ty,
+                    "take the workflow by value, `Flow`: it is a cheap shared handle",
+                );
+                Err(())
+            }
             Some(("State", _)) => {
                 cx.error_spanned_by(
                     ty,
@@ -266,6 +275,7 @@ fn injected<'a>(cx: &Ctxt, ty: &'a Type) -> Result<Option<Input<'a>>, ()> {
         },
         inner => match last_segment(inner) {
             Some(("Job", PathArguments::None)) => Ok(Some(Input::JobOwned)),
+            Some(("Flow", PathArguments::None)) => Ok(Some(Input::Flow)),
             Some(("State", arguments)) => match state_type(arguments) {
                 Some(ty) => Ok(Some(Input::State { ty })),
                 None => {
@@ -301,6 +311,8 @@ fn last_segment(ty: &Type) -> Option<(&'static str, &PathArguments)> {
     let segment = path.segments.last()?;
     let name = if segment.ident == "Job" {
         "Job"
+    } else if segment.ident == "Flow" {
+        "Flow"
     } else if segment.ident == "State" {
         "State"
     } else {
@@ -390,27 +402,32 @@ pub(crate) fn type_text(ty: &Type) -> String {
 /// Whether the fn returns `Result<T, E>` with a `T` other than `()` and `Outcome`: a value to
 /// record (see `oban::recorded`).
 pub(crate) fn records(worker: &WorkerFn<'_>) -> bool {
-    let Some(Type::Path(TypePath { qself: None, path })) = worker.output.map(strip) else {
-        return false;
+    recorded_type(worker).is_some()
+}
+
+/// The `T` of a fn returning `Result<T, E>` that records it (see [`records`]).
+pub(crate) fn recorded_type<'a>(worker: &WorkerFn<'a>) -> Option<&'a Type> {
+    let Type::Path(TypePath { qself: None, path }) = strip(worker.output?) else {
+        return None;
     };
-    let Some(last) = path.segments.last() else {
-        return false;
-    };
+    let last = path.segments.last()?;
     if last.ident != "Result" {
-        return false;
+        return None;
     }
     let PathArguments::AngleBracketed(args) = &last.arguments else {
-        return false;
+        return None;
     };
     let Some(GenericArgument::Type(ok)) = args.args.first() else {
-        return false;
+        return None;
     };
     match strip(ok) {
-        Type::Tuple(unit) if unit.elems.is_empty() => false,
-        Type::Path(TypePath { path, .. }) => {
-            path.segments.last().is_none_or(|s| s.ident != "Outcome")
+        Type::Tuple(unit) if unit.elems.is_empty() => None,
+        Type::Path(TypePath { path, .. })
+            if path.segments.last().is_some_and(|s| s.ident == "Outcome") =>
+        {
+            None
         }
-        _ => true,
+        _ => Some(ok),
     }
 }
 

@@ -149,6 +149,10 @@ fn expand(worker: &WorkerFn<'_>, options: &Options, ident: &Ident) -> TokenStrea
     let cron_const = cron_const(options);
     let required_state = required_state(worker);
     let perform = perform(worker);
+    let produces = match ast::recorded_type(worker) {
+        Some(ty) => quote!(#ty),
+        None => quote!(()),
+    };
 
     quote! {
         #(#cfgs)*
@@ -183,6 +187,11 @@ fn expand(worker: &WorkerFn<'_>, options: &Options, ident: &Ident) -> TokenStrea
                 #perform
             }
 
+
+            #[automatically_derived]
+            impl ::oban::workflow::Produces for #ident {
+                type Output = #produces;
+            }
 
             ::oban::__private::inventory::submit! {
                 ::oban::__private::WorkerRegistration::of::<#ident>()
@@ -418,6 +427,7 @@ fn perform(worker: &WorkerFn<'_>) -> TokenStream {
 
     let mut bindings = Vec::new();
     let mut call_args = Vec::new();
+    let mut flow = None;
     for (index, input) in worker.inputs.iter().enumerate() {
         match input {
             Input::Stored { ident, .. } => {
@@ -430,6 +440,20 @@ fn perform(worker: &WorkerFn<'_>) -> TokenStream {
             Input::State { ty } => call_args.push(quote_spanned! {ty.span()=>
                 ::oban::JobContext::state::<#ty>(&#ctx)
             }),
+            Input::Flow => {
+                let local = Ident::new("__oban_flow", Span::mixed_site());
+                flow = Some(quote! {
+                    let #local = match ::oban::JobContext::flow(&#ctx) {
+                        ::core::result::Result::Ok(flow) => flow,
+                        ::core::result::Result::Err(error) => {
+                            return ::core::result::Result::Ok(::oban::Outcome::Discard(
+                                ::std::string::ToString::to_string(&error).into(),
+                            ));
+                        }
+                    };
+                });
+                call_args.push(quote!(#local));
+            }
             Input::Invalid { .. } => unreachable!("only valid fns are expanded"),
         }
     }
@@ -448,6 +472,7 @@ fn perform(worker: &WorkerFn<'_>) -> TokenStream {
         }
     };
     let body = quote! {
+        #flow
         let Self { #(#bindings),* } = self;
         let #output = #fn_ident(#(#call_args),*).await;
         #into_result

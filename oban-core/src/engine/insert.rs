@@ -40,7 +40,8 @@ const ROUNDS: usize = 5;
 pub(crate) struct StoredRow {
     /// The new id.
     pub(crate) id: i64,
-    /// `available` or `scheduled`.
+    /// `available`, `scheduled`, or `suspended` for a workflow step that waits for others
+    /// ([`crate::workflow`]).
     pub(crate) state: JobState,
     /// The insert time (database clock).
     pub(crate) inserted_at: DateTime<Utc>,

@@ -39,6 +39,7 @@ mod notifier;
 mod peer;
 mod producer;
 mod report;
+mod workflow;
 
 use std::time::Duration;
 
@@ -58,6 +59,7 @@ pub use notifier::{Notifier, StopSignal};
 pub use peer::Peer;
 pub use producer::{mark_producer_meta, ProducerInfo, PRODUCER_RUNTIME, PRODUCER_RUNTIME_KEY};
 pub use report::{CronSeen, FailureCount, SchemaVersions};
+pub use workflow::FinishedStep;
 
 /// The operations a database must offer to store and run Oban jobs.
 #[async_trait]
@@ -197,4 +199,22 @@ pub trait Engine: Notifier + Peer + Send + Sync + 'static {
 
     /// Forgets a producer that stopped cleanly.
     async fn producer_delete(&self, uuid: uuid::Uuid) -> Result<()>;
+
+    /// Re-checks every `suspended` step of these workflows ([`crate::workflow`]): a step whose
+    /// dependencies all completed (or ended in a way it ignores) becomes `available`
+    /// (`scheduled` when its time is still ahead); a step with a dependency that was
+    /// cancelled, discarded or deleted, which it does not ignore, is cancelled with an error
+    /// naming that dependency, and the cancellation goes on to its own dependents. Sub-workflows
+    /// and parents of these workflows are checked too. Returns how many steps changed.
+    ///
+    /// [`Engine::job_ack_many`] does the same for the steps it finishes, so this is for the
+    /// steps finished by other means (an operator, another implementation, a lost connection).
+    async fn workflow_release(&self, workflow_ids: &[String]) -> Result<u64>;
+
+    /// The workflows that have `suspended` steps, in id order after `after`, at most `limit`:
+    /// one page of the leader's pass over waiting workflows.
+    async fn workflow_waiting(&self, after: Option<&str>, limit: u32) -> Result<Vec<String>>;
+
+    /// The steps of a workflow with these names (the newest job of each name).
+    async fn workflow_steps(&self, workflow_id: &str, names: &[String]) -> Result<Vec<Job>>;
 }

@@ -30,6 +30,7 @@ use crate::queue::executor;
 use crate::registry::Registry;
 use crate::state::StateMap;
 use crate::trace_context;
+use crate::workflow::layout;
 
 /// Runs jobs at insert and keeps them in memory.
 pub struct InlineEngine {
@@ -62,6 +63,15 @@ impl InlineEngine {
 
     fn jobs(&self) -> std::sync::MutexGuard<'_, BTreeMap<i64, Job>> {
         self.jobs.lock().expect("inline jobs lock")
+    }
+
+    /// The steps of a workflow, by name and state, in id order.
+    fn steps_of(&self, workflow_id: &str) -> Vec<(String, JobState)> {
+        self.jobs()
+            .values()
+            .filter(|job| layout::workflow_id(&job.meta) == Some(workflow_id))
+            .filter_map(|job| Some((layout::step_name(&job.meta)?.to_owned(), job.state)))
+            .collect()
     }
 }
 
@@ -159,6 +169,31 @@ impl Engine for InlineEngine {
                 cancelled_at: None,
                 conflict: false,
             };
+            if crate::workflow::waits(&job.meta) {
+                let verdict = layout::verdict(&job.meta, |wf| self.steps_of(wf));
+                if verdict != layout::Verdict::Ready {
+                    let mut job = job;
+                    job.attempt = 0;
+                    job.attempted_at = None;
+                    job.attempted_by = Vec::new();
+                    if let layout::Verdict::Cancel(error) = verdict {
+                        job.state = JobState::Cancelled;
+                        job.cancelled_at = Some(now);
+                        job.errors.push(AttemptError {
+                            attempt: 0,
+                            at: now.to_rfc3339(),
+                            error,
+                        });
+                    } else {
+                        // Inline mode runs a job only at its insert: a step whose dependency
+                        // did not complete there (it will retry) waits for good.
+                        job.state = JobState::Suspended;
+                    }
+                    self.jobs().insert(job.id, job.clone());
+                    done.push(job);
+                    continue;
+                }
+            }
             let ack = executor::execute(
                 job.clone(),
                 Arc::clone(&self.registry),
@@ -386,6 +421,30 @@ impl Engine for InlineEngine {
 
     async fn producer_delete(&self, _uuid: uuid::Uuid) -> Result<()> {
         Ok(())
+    }
+
+    async fn workflow_release(&self, _workflow_ids: &[String]) -> Result<u64> {
+        // Steps run at their insert; nothing waits to be released later.
+        Ok(0)
+    }
+
+    async fn workflow_waiting(&self, _after: Option<&str>, _limit: u32) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
+
+    async fn workflow_steps(&self, workflow_id: &str, names: &[String]) -> Result<Vec<Job>> {
+        let jobs = self.jobs();
+        let mut found: Vec<Job> = Vec::new();
+        for job in jobs.values().rev() {
+            let name = layout::step_name(&job.meta);
+            if layout::workflow_id(&job.meta) == Some(workflow_id)
+                && name.is_some_and(|n| names.iter().any(|m| m == n))
+                && !found.iter().any(|f| layout::step_name(&f.meta) == name)
+            {
+                found.push(job.clone());
+            }
+        }
+        Ok(found)
     }
 }
 

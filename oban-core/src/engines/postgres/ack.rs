@@ -2,11 +2,13 @@
 
 use chrono::NaiveDateTime;
 use serde_json::Value;
-use sqlx::postgres::PgPool;
+use sqlx::postgres::{PgPool, PgRow};
+use sqlx::Row;
 
 use super::prefix::qualify;
 use super::row::keep_uniq_key;
-use crate::engine::Ack;
+use super::workflow;
+use crate::engine::{Ack, FinishedStep};
 use crate::error::{Error, Result};
 use crate::prefix::Prefix;
 
@@ -18,11 +20,49 @@ pub(super) async fn ack_many(pool: &PgPool, prefix: Prefix, acks: &[Ack]) -> Res
         acks.iter().partition(|ack| ack.is_plain_completion());
     let mut acked = ack_completed(pool, prefix, &completed).await?;
     acked.extend(ack_other(pool, prefix, &other).await?);
-    Ok(acked)
+    let ids = acked.iter().map(|row| row.id).collect();
+    let finished: Vec<FinishedStep> = acked.into_iter().filter_map(|row| row.step).collect();
+    if !finished.is_empty() {
+        // The acks are recorded whatever happens here: a step this check misses is released
+        // by the leader's next pass over waiting workflows (maintenance/workflows.rs).
+        if let Err(error) = workflow::release(pool, prefix, finished, &[]).await {
+            tracing::warn!(%error, "could not release the workflow steps waiting on acked jobs; the leader's next pass will");
+        }
+    }
+    Ok(ids)
+}
+
+/// An acked row: its id, and the workflow step it finished, if it is one.
+struct Acked {
+    id: i64,
+    step: Option<FinishedStep>,
+}
+
+/// What the ack statements return after the id: the state and the workflow keys of the row.
+macro_rules! acked_columns {
+    () => {
+        "RETURNING j.id, j.state::text, j.meta->>'workflow_id', j.meta->>'sup_workflow_id', j.meta->>'name'"
+    };
+}
+
+fn acked(row: &PgRow) -> Result<Acked> {
+    let id: i64 = row.try_get(0)?;
+    let state: &str = row.try_get(1)?;
+    let workflow_id: Option<String> = row.try_get(2)?;
+    let finished = matches!(state, "completed" | "cancelled" | "discarded");
+    let step = match workflow_id {
+        Some(workflow_id) if finished => Some(FinishedStep {
+            workflow_id,
+            sup_workflow_id: row.try_get(3)?,
+            name: row.try_get(4)?,
+        }),
+        _ => None,
+    };
+    Ok(Acked { id, step })
 }
 
 /// Records plain completions: one statement over ids and the attempt each ack belongs to.
-async fn ack_completed(pool: &PgPool, prefix: Prefix, acks: &[&Ack]) -> Result<Vec<i64>> {
+async fn ack_completed(pool: &PgPool, prefix: Prefix, acks: &[&Ack]) -> Result<Vec<Acked>> {
     if acks.is_empty() {
         return Ok(Vec::new());
     }
@@ -36,19 +76,19 @@ async fn ack_completed(pool: &PgPool, prefix: Prefix, acks: &[&Ack]) -> Result<V
          -- (Elixir Oban's): statistics taken while nothing ran estimate one executing row, and
          -- scanning the state index instead walks every dead entry that fetches and acks left
          -- behind (measured: seconds per ack with 200,000 finished jobs in the table).
-         WHERE j.id = a.id AND j.state::text = 'executing' AND j.attempted_at = a.attempted_at
-         RETURNING j.id"
+         WHERE j.id = a.id AND j.state::text = 'executing' AND j.attempted_at = a.attempted_at ",
+        acked_columns!()
     );
-    let ids = sqlx::query_scalar(qualify(prefix, SQL))
+    let rows = sqlx::query(qualify(prefix, SQL))
         .bind(ids)
         .bind(attempted)
         .fetch_all(pool)
         .await?;
-    Ok(ids)
+    rows.iter().map(acked).collect()
 }
 
 /// Records any outcome: retries, discards, cancels, snoozes, hand-backs.
-async fn ack_other(pool: &PgPool, prefix: Prefix, acks: &[&Ack]) -> Result<Vec<i64>> {
+async fn ack_other(pool: &PgPool, prefix: Prefix, acks: &[&Ack]) -> Result<Vec<Acked>> {
     if acks.is_empty() {
         return Ok(Vec::new());
     }
@@ -86,10 +126,10 @@ async fn ack_other(pool: &PgPool, prefix: Prefix, acks: &[&Ack]) -> Result<Vec<i
          FROM unnest($1::int8[], $2::timestamp[], $3::text[], $4::int8[], $5::int4[], $6::jsonb[], $7::jsonb[])
            AS a(id, attempted_at, state, delay_ms, give_back, error, meta)
          -- state::text: see ack_completed
-         WHERE j.id = a.id AND j.state::text = 'executing' AND j.attempted_at = a.attempted_at
-         RETURNING j.id"
+         WHERE j.id = a.id AND j.state::text = 'executing' AND j.attempted_at = a.attempted_at ",
+        acked_columns!()
     );
-    let ids = sqlx::query_scalar(qualify(prefix, SQL))
+    let rows = sqlx::query(qualify(prefix, SQL))
         .bind(ids)
         .bind(attempted)
         .bind(states)
@@ -99,7 +139,7 @@ async fn ack_other(pool: &PgPool, prefix: Prefix, acks: &[&Ack]) -> Result<Vec<i
         .bind(metas)
         .fetch_all(pool)
         .await?;
-    Ok(ids)
+    rows.iter().map(acked).collect()
 }
 
 /// See [`Engine::is_data_error`](crate::engine::Engine::is_data_error): SQLSTATE classes 22 (data

@@ -318,7 +318,10 @@ async fn insert_rows(
     // runtime never migrated: Elixir Oban's and Python Oban's have no such column.
     const INSERT: &str = "WITH inserted AS (
            INSERT INTO oban_jobs AS j (state, queue, worker, args, meta, tags, priority, max_attempts, scheduled_at{key_column})
-           SELECT CASE WHEN t.scheduled_at > timezone('UTC', now()) THEN 'scheduled' ELSE 'available' END::oban_job_state,
+           SELECT CASE WHEN t.meta ? 'workflow_id' AND jsonb_typeof(t.meta->'deps') = 'array'
+                            AND t.meta->'deps' <> '[]'::jsonb THEN 'suspended'
+                       WHEN t.scheduled_at > timezone('UTC', now()) THEN 'scheduled'
+                       ELSE 'available' END::oban_job_state,
                   t.queue, t.worker, t.args, t.meta, t.tags::text[], t.priority, t.max_attempts,
                   coalesce(t.scheduled_at, timezone('UTC', now())){key_value}
            FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::jsonb[], $5::text[],

@@ -23,6 +23,7 @@ mod query;
 mod report;
 mod row;
 mod schema;
+mod workflow;
 
 use std::time::Duration;
 
@@ -196,6 +197,18 @@ impl Engine for PostgresEngine {
 
     async fn producer_delete(&self, uuid: uuid::Uuid) -> Result<()> {
         peer::producer_delete(&self.pool, self.prefix, uuid).await
+    }
+
+    async fn workflow_release(&self, workflow_ids: &[String]) -> Result<u64> {
+        workflow::release(&self.pool, self.prefix, Vec::new(), workflow_ids).await
+    }
+
+    async fn workflow_waiting(&self, after: Option<&str>, limit: u32) -> Result<Vec<String>> {
+        workflow::waiting(&self.pool, self.prefix, after, limit).await
+    }
+
+    async fn workflow_steps(&self, workflow_id: &str, names: &[String]) -> Result<Vec<Job>> {
+        workflow::steps(&self.pool, self.prefix, workflow_id, names).await
     }
 }
 

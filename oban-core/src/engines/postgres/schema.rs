@@ -47,6 +47,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "python oban tables, version comment",
         include_str!("../../../../migrations/postgres/007_python_oban_tables.sql"),
     ),
+    (
+        8,
+        "workflow indexes",
+        include_str!("../../../../migrations/postgres/008_workflow_indexes.sql"),
+    ),
 ];
 
 /// Arbitrary but fixed key of the advisory lock that serialises migrations.

@@ -1,11 +1,13 @@
 //! Outcomes: a batch of acks in one statement.
 
 use serde_json::{json, Value};
+use sqlx::Row;
 
 use super::insert::keep_uniq_key;
 use super::row::{now, plus, ts};
+use super::workflow;
 use super::SqliteEngine;
-use crate::engine::Ack;
+use crate::engine::{Ack, FinishedStep};
 use crate::error::{Error, Result};
 
 /// See [`Engine::job_ack_many`](crate::engine::Engine::job_ack_many).
@@ -37,7 +39,7 @@ pub(super) async fn ack_many(engine: &SqliteEngine, acks: &[Ack]) -> Result<Vec<
             row
         })
         .collect();
-    let ids = sqlx::query_scalar(concat!(
+    let rows = sqlx::query(concat!(
         "UPDATE oban_jobs AS j SET
            state = a.value->>'state', ",
         keep_uniq_key!("a.value->>'state'"),
@@ -56,12 +58,36 @@ pub(super) async fn ack_many(engine: &SqliteEngine, acks: &[Ack]) -> Result<Vec<
          -- scanning every executing job for each ack.
          WHERE j.id = a.value->>'id' AND +j.state = 'executing'
            AND j.attempted_at = a.value->>'attempted_at'
-         RETURNING id"
+         RETURNING id, state, json_extract(meta, '$.workflow_id'),
+                   json_extract(meta, '$.sup_workflow_id'), json_extract(meta, '$.name')"
     ))
     .bind(Value::Array(rows).to_string())
     .bind(ts(now))
     .fetch_all(&engine.pool)
     .await?;
+    let mut ids = Vec::with_capacity(rows.len());
+    let mut finished = Vec::new();
+    for row in &rows {
+        ids.push(row.try_get::<i64, _>(0)?);
+        let state: String = row.try_get(1)?;
+        let workflow_id: Option<String> = row.try_get(2)?;
+        if let (Some(workflow_id), "completed" | "cancelled" | "discarded") =
+            (workflow_id, state.as_str())
+        {
+            finished.push(FinishedStep {
+                workflow_id,
+                sup_workflow_id: row.try_get(3)?,
+                name: row.try_get(4)?,
+            });
+        }
+    }
+    if !finished.is_empty() {
+        // The acks are recorded whatever happens here: the leader's pass over waiting
+        // workflows releases what this check misses (maintenance/workflows.rs).
+        if let Err(error) = workflow::release_locked(engine, finished, &[]).await {
+            tracing::warn!(%error, "could not release the workflow steps waiting on acked jobs; the leader's next pass will");
+        }
+    }
     Ok(ids)
 }
 

@@ -226,7 +226,9 @@ async fn insert_rows(conn: &mut SqliteConnection, jobs: &[Keyed<'_>]) -> Result<
         .iter()
         .map(|&Keyed { job, key }| {
             let scheduled_at = job.scheduled_at.map(|at| at.naive_utc()).unwrap_or(now);
-            let state = if scheduled_at > now {
+            let state = if crate::workflow::waits(&job.meta) {
+                JobState::Suspended
+            } else if scheduled_at > now {
                 JobState::Scheduled
             } else {
                 JobState::Available

@@ -71,6 +71,7 @@ mod query;
 mod report;
 mod row;
 mod schema;
+mod workflow;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -313,6 +314,18 @@ impl Engine for SqliteEngine {
 
     async fn producer_delete(&self, uuid: uuid::Uuid) -> Result<()> {
         peer::producer_delete(self, uuid).await
+    }
+
+    async fn workflow_release(&self, workflow_ids: &[String]) -> Result<u64> {
+        workflow::release(self, workflow_ids).await
+    }
+
+    async fn workflow_waiting(&self, after: Option<&str>, limit: u32) -> Result<Vec<String>> {
+        workflow::waiting(self, after, limit).await
+    }
+
+    async fn workflow_steps(&self, workflow_id: &str, names: &[String]) -> Result<Vec<Job>> {
+        workflow::steps(self, workflow_id, names).await
     }
 }
 

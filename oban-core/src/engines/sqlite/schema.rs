@@ -22,6 +22,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "runtime tables",
         include_str!("../../../../migrations/sqlite/002_runtime_tables.sql"),
     ),
+    (
+        3,
+        "workflow indexes",
+        include_str!("../../../../migrations/sqlite/003_workflow_indexes.sql"),
+    ),
 ];
 
 impl<'a> MigrateTarget<'a> for &'a SqlitePool {

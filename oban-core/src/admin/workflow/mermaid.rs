@@ -31,7 +31,7 @@ impl WorkflowStatus {
     /// (`#34;` for `"`), so a step's name cannot end the label or change the graph.
     ///
     /// ```no_run
-    /// # async fn demo(admin: oban_core::admin::Admin) -> oban_core::Result<()> {
+    /// # async fn demo(admin: oban_core::admin::Admin) -> Result<(), Box<dyn std::error::Error>> {
     /// if let Some(status) = admin.workflow("0192c6c4-4f2e-7cc8-9d4b-5a4d0e1f2a3b").await? {
     ///     std::fs::write("workflow.mmd", status.to_mermaid())?;
     /// }

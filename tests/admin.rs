@@ -20,7 +20,7 @@ use std::time::Duration;
 use oban::admin::{Admin, JobQuery};
 use oban::engine::{
     Ack, Channel, CronSeen, Engine, FailureCount, FetchCursor, Notice, Notifier, Peer,
-    ProducerInfo, QueueDepths, SchemaVersions, StopSignal,
+    ProducerInfo, QueueDepths, SchemaVersions, StopSignal, WorkflowTally,
 };
 use oban::{DbPool, Job, JobBuilder, JobFilter, JobState, NewJob, Prefix};
 use serde_json::{json, Value};
@@ -81,6 +81,7 @@ cases!(
     search_finds_worker_args_errors_and_id,
     search_wildcards_are_literal,
     search_with_other_conditions_and_in_bulk,
+    retry_workflow_releases_what_it_suspended,
 );
 
 /// jobs, job, count, `since`, limits, and the JSON shape of a job.
@@ -994,6 +995,32 @@ impl Engine for Recording {
     async fn job_cron_seen(&self, since: Duration) -> oban::Result<Vec<CronSeen>> {
         self.inner.job_cron_seen(since).await
     }
+    async fn workflow_release(&self, workflow_ids: &[String]) -> oban::Result<u64> {
+        self.record("workflow_release", workflow_ids.len());
+        self.inner.workflow_release(workflow_ids).await
+    }
+    async fn workflow_recent_steps(
+        &self,
+        before: Option<i64>,
+        limit: u32,
+    ) -> oban::Result<Vec<(i64, String)>> {
+        self.inner.workflow_recent_steps(before, limit).await
+    }
+    async fn workflow_tally(&self, workflow_ids: &[String]) -> oban::Result<Vec<WorkflowTally>> {
+        self.inner.workflow_tally(workflow_ids).await
+    }
+    async fn workflow_subs(
+        &self,
+        workflow_id: &str,
+        from_id: i64,
+        rows: u32,
+    ) -> oban::Result<Vec<String>> {
+        self.inner.workflow_subs(workflow_id, from_id, rows).await
+    }
+    async fn workflow_suspend_failed(&self, workflow_ids: &[String]) -> oban::Result<u64> {
+        self.record("workflow_suspend_failed", workflow_ids.len());
+        self.inner.workflow_suspend_failed(workflow_ids).await
+    }
     async fn schema_versions(&self) -> oban::Result<SchemaVersions> {
         self.inner.schema_versions().await
     }
@@ -1013,10 +1040,6 @@ impl Engine for Recording {
         self.inner.producer_delete(uuid).await
     }
 
-    async fn workflow_release(&self, workflow_ids: &[String]) -> oban::Result<u64> {
-        self.inner.workflow_release(workflow_ids).await
-    }
-
     async fn workflow_waiting(&self, after: Option<&str>, limit: u32) -> oban::Result<Vec<String>> {
         self.inner.workflow_waiting(after, limit).await
     }
@@ -1028,6 +1051,37 @@ impl Engine for Recording {
     ) -> oban::Result<Vec<oban::Job>> {
         self.inner.workflow_steps(workflow_id, names).await
     }
+}
+
+/// `Admin::retry_workflow` moves the failed steps back to suspended and then asks the engine to
+/// release the workflow, which makes a step whose dependencies are met available.
+async fn retry_workflow_releases_what_it_suspended(kind: Kind) {
+    let db = Db::new(kind).await;
+    let recording = Arc::new(Recording {
+        inner: db.engine.clone(),
+        calls: std::sync::Mutex::new(Vec::new()),
+    });
+    let admin = Admin::with_engine(recording.clone());
+    let step = |name: &str| {
+        job("Step", "wf")
+            .meta("workflow", true)
+            .meta("workflow_id", "wf-1")
+            .meta("name", name)
+            .meta("deps", json!([]))
+    };
+    let stored = db.insert_via_pool(vec![step("a"), step("b")]).await;
+    finish_as(&db, &stored[0], JobState::Cancelled).await;
+    let retried = admin.retry_workflow("wf-1").await.unwrap();
+    assert_eq!(retried.suspended, 1);
+    // Its dependencies (none) are met: the release made it runnable again.
+    assert_eq!(retried.released, 1);
+    assert_eq!(db.job(stored[0].id).await.state, JobState::Available);
+    let calls = recording.calls.lock().unwrap().clone();
+    assert_eq!(
+        calls,
+        [("workflow_suspend_failed", 1), ("workflow_release", 1)],
+        "suspended, then released, the one workflow"
+    );
 }
 
 /// Every statement of a bulk walk is bounded by `batch`: each page of ids asks for at most

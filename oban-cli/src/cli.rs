@@ -17,7 +17,8 @@ use crate::parse;
 /// queue depths, failing workers, pause and scale, bulk retry, cancel, delete and replay.
 ///
 /// Exit codes: 0 done; 1 error (database, refused confirmation); 2 usage (a bad flag or value);
-/// 3 nothing matched the filter (`jobs`, `job`, `retry`, `cancel`, `delete`, `replay`, `prune`).
+/// 3 nothing matched the filter (`jobs`, `job`, `retry`, `cancel`, `delete`, `replay`, `prune`,
+/// `workflows`, `workflow`).
 #[derive(Debug, Parser)]
 #[command(name = "oban", version, about, long_about)]
 pub(crate) struct Cli {
@@ -126,6 +127,19 @@ pub(crate) enum Command {
         #[arg(long, default_value = "7d", value_parser = parse::duration)]
         since: Duration,
     },
+    /// The most recent workflows, newest first: state, steps by state, started, finished.
+    Workflows {
+        /// At most this many.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        limit: u32,
+        /// Only workflows whose newest step's id is below this (the `last_job_id` of the last
+        /// workflow of the previous page).
+        #[arg(long, value_name = "JOB_ID")]
+        before: Option<i64>,
+    },
+    /// One workflow: its steps and sub-workflows; --mermaid prints its graph; --cancel or
+    /// --retry changes it.
+    Workflow(WorkflowArgs),
     /// Serves the dashboard (queues, jobs, crons; retry, cancel, pause, scale) until Ctrl-C.
     ///
     /// Read-only for everyone who can reach it; a browser that signs in with the token (or a
@@ -142,6 +156,30 @@ pub(crate) enum Command {
         #[arg(long, requires = "token")]
         private: bool,
     },
+}
+
+/// `workflow ID`: what to show or do.
+#[derive(Debug, Args)]
+pub(crate) struct WorkflowArgs {
+    /// The workflow's id (`meta.workflow_id`).
+    pub(crate) id: String,
+    /// Print the graph as Mermaid text (a `flowchart TD`) instead of tables.
+    #[arg(long, conflicts_with_all = ["cancel", "retry"])]
+    pub(crate) mermaid: bool,
+    /// Cancel every unfinished step, and those of its sub-workflows; executing ones are
+    /// cancelled on their node.
+    #[arg(long, conflicts_with = "retry")]
+    pub(crate) cancel: bool,
+    /// Run the failed part again: cancelled and discarded steps (and those of its
+    /// sub-workflows) back to suspended, then released when their deps are met.
+    #[arg(long)]
+    pub(crate) retry: bool,
+    /// Do it without asking.
+    #[arg(long, short = 'y')]
+    pub(crate) yes: bool,
+    /// Only count the steps the change would touch; change nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
 }
 
 /// A queue, on every node or on one.
@@ -182,6 +220,9 @@ pub(crate) struct FilterArgs {
     /// Inserted within this long (15m, 2h, 7d).
     #[arg(long, value_name = "DURATION", value_parser = parse::duration)]
     pub(crate) since: Option<Duration>,
+    /// The steps of this workflow (its `meta.workflow_id`).
+    #[arg(long, value_name = "ID")]
+    pub(crate) workflow: Option<String>,
 }
 
 impl FilterArgs {
@@ -195,6 +236,7 @@ impl FilterArgs {
             && self.args.is_none()
             && self.meta.is_none()
             && self.since.is_none()
+            && self.workflow.is_none()
     }
 }
 

@@ -5,7 +5,7 @@
 //! | 0 | done |
 //! | 1 | error: the database, a refused or impossible confirmation, an operation that failed |
 //! | 2 | usage: a bad flag or value (clap's own code), no database given, a filter a command cannot take |
-//! | 3 | nothing matched: `jobs`, `job`, `retry`, `cancel`, `delete`, `replay`, `prune` found no job; `migrate --check` found migrations pending |
+//! | 3 | nothing matched: `jobs`, `job`, `retry`, `cancel`, `delete`, `replay`, `prune` found no job; `workflows` found none, `workflow` no such workflow, or nothing for its `--cancel`/`--retry` to change; `migrate --check` found migrations pending |
 
 use std::fmt;
 

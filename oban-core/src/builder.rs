@@ -23,7 +23,7 @@ use crate::engines::pool::{self, DbPool};
 use crate::error::Result;
 use crate::events::{Event, Events};
 use crate::maintenance::leader::{LeaderConfig, Leadership};
-use crate::maintenance::{cron, leader, lifeline, pruner, reindexer, stager};
+use crate::maintenance::{cron, leader, lifeline, pruner, reindexer, stager, workflows};
 use crate::measure::{self, gauges};
 use crate::new_job::IntoNewJob;
 use crate::node::{Oban, Shared, Tasks};
@@ -583,8 +583,8 @@ impl Builder {
         ))
     }
 
-    /// The services only the leader runs: stager, lifeline, and, as configured, pruner,
-    /// reindexer and cron.
+    /// The services only the leader runs: stager, lifeline, the workflow pass, and, as
+    /// configured, pruner, reindexer and cron.
     fn start_maintenance(
         &self,
         shared: &Arc<Shared>,
@@ -617,6 +617,16 @@ impl Builder {
                 shared.stop.clone(),
             )),
         ];
+        // Waiting workflow steps the acks did not release: as often as the lifeline rescues.
+        tasks.push(tokio::spawn(workflows::run(
+            Arc::clone(engine),
+            Arc::clone(leadership),
+            workflows::WorkflowPassConfig {
+                interval: self.rescue_interval,
+                limit: 100,
+            },
+            shared.stop.clone(),
+        )));
         if let Some(max_age) = self.prune_max_age {
             tasks.push(tokio::spawn(pruner::run(
                 Arc::clone(engine),

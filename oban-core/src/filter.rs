@@ -52,6 +52,9 @@ pub struct JobFilter {
     pub args: Option<Value>,
     /// Only jobs whose meta contains this JSON.
     pub meta: Option<Value>,
+    /// Only the steps of this workflow (`meta.workflow_id` equal to it): see
+    /// [`JobFilter::workflow`].
+    pub workflow: Option<String>,
     /// Only jobs inserted at most this long ago (`inserted_at >= now - d`, on the database's
     /// clock where it has one).
     pub inserted_within: Option<Duration>,
@@ -94,6 +97,7 @@ impl JobFilter {
             && self.tags.is_empty()
             && self.args.is_none()
             && self.meta.is_none()
+            && self.workflow.is_none()
             && self.inserted_within.is_none()
             && self.search_terms().is_none()
     }
@@ -156,6 +160,25 @@ impl JobFilter {
     /// Requires the meta to contain `meta`.
     pub fn meta_contain(mut self, meta: Value) -> Self {
         self.meta = Some(meta);
+        self
+    }
+
+    /// Requires the job to be a step of the workflow `workflow_id` (its `meta.workflow_id`, see
+    /// [`Admin::workflow`](crate::admin::Admin::workflow)). Unlike a
+    /// [`meta_contain`](Self::meta_contain) of the same key, the engines compare
+    /// `meta->>'workflow_id'` itself, which the workflow index serves: a workflow's steps are found
+    /// without reading the table.
+    ///
+    /// ```
+    /// use oban_core::{JobFilter, JobState};
+    ///
+    /// let unfinished = JobFilter::new()
+    ///     .workflow("0192c6c4-4f2e-7cc8-9d4b-5a4d0e1f2a3b")
+    ///     .state(JobState::Suspended);
+    /// assert!(!unfinished.is_empty());
+    /// ```
+    pub fn workflow(mut self, workflow_id: impl Into<String>) -> Self {
+        self.workflow = Some(workflow_id.into());
         self
     }
 

@@ -6,7 +6,8 @@
 //! - `POST /queues/{name}/pause`, `/resume` (field `node` for one node, else every node) and
 //!   `/scale` (field `limit`, optional `node`);
 //! - `POST /jobs/{id}/retry`, `/cancel`, `/delete`;
-//! - `POST /jobs/retry`, `/jobs/cancel`, `/jobs/delete` for the selected jobs (fields `ids`).
+//! - `POST /jobs/retry`, `/jobs/cancel`, `/jobs/delete` for the selected jobs (fields `ids`);
+//! - `POST /workflows/{id}/cancel` and `/retry` (with its sub-workflows).
 
 use std::sync::Arc;
 
@@ -193,6 +194,76 @@ async fn selected(
             }
             reply::done(&ctx, fields.get("back"), "/jobs", &message, Some(count))
         }
+        Err(error) => reply::failed(&ctx, &error),
+    }
+}
+
+/// `POST /workflows/{id}/cancel`: every unfinished step of the workflow and of its
+/// sub-workflows.
+pub(crate) async fn cancel_workflow(
+    state: State<Arc<App>>,
+    ctx: Extension<Ctx>,
+    fields: Extension<Fields>,
+    id: Path<String>,
+) -> Response {
+    workflow(true, state, ctx, fields, id).await
+}
+
+/// `POST /workflows/{id}/retry`: its cancelled and discarded steps back to suspended, then
+/// released.
+pub(crate) async fn retry_workflow(
+    state: State<Arc<App>>,
+    ctx: Extension<Ctx>,
+    fields: Extension<Fields>,
+    id: Path<String>,
+) -> Response {
+    workflow(false, state, ctx, fields, id).await
+}
+
+async fn workflow(
+    cancel: bool,
+    State(app): State<Arc<App>>,
+    Extension(ctx): Extension<Ctx>,
+    Extension(fields): Extension<Fields>,
+    Path(id): Path<String>,
+) -> Response {
+    let admin = app.admin();
+    match admin.workflow(&id).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return reply::not_found(&ctx, &format!("workflow {id}")),
+        Err(error) => return reply::failed(&ctx, &error),
+    }
+    let steps = |n: u64| if n == 1 { "step" } else { "steps" };
+    let (result, message) = if cancel {
+        match admin.cancel_workflow(&id).await {
+            Ok(n) => (
+                Ok(n),
+                format!("Cancelled {n} {} of workflow {id}.", steps(n)),
+            ),
+            Err(error) => (Err(error), String::new()),
+        }
+    } else {
+        match admin.retry_workflow(&id).await {
+            Ok(retried) => (
+                Ok(retried.suspended),
+                format!(
+                    "Workflow {id}: {} failed {} back to suspended, {} released.",
+                    retried.suspended,
+                    steps(retried.suspended),
+                    retried.released
+                ),
+            ),
+            Err(error) => (Err(error), String::new()),
+        }
+    };
+    match result {
+        Ok(count) => reply::done(
+            &ctx,
+            fields.get("back"),
+            &format!("/workflows/{}", crate::pages::segment(&id)),
+            &message,
+            Some(count),
+        ),
         Err(error) => reply::failed(&ctx, &error),
     }
 }

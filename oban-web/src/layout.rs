@@ -20,6 +20,7 @@ pub(crate) fn page(
         ("overview", "/", "Overview"),
         ("queues", "/queues", "Queues"),
         ("jobs", "/jobs", "Jobs"),
+        ("workflows", "/workflows", "Workflows"),
         ("crons", "/crons", "Crons"),
     ];
     html! {

@@ -12,10 +12,13 @@
 //! | `GET /queues` | per queue and node: limit, running, paused, depth by state, oldest waiting |
 //! | `GET /jobs?state=&queue=&worker=&tag=&q=&since=&before=` | jobs newest first, filtered, in keyset pages |
 //! | `GET /jobs/{id}` | one job: args, meta, attempts, errors, timeline |
+//! | `GET /workflows?before=` | the most recent workflows: state, progress, steps by state, in keyset pages |
+//! | `GET /workflows/{id}` | one workflow: its graph by dependency depth, its steps (links to their jobs), sub-workflows, Mermaid text |
 //! | `GET /crons` | cron entries with their last and next runs |
 //! | `POST /queues/{name}/pause`, `/resume`, `/scale` | queue commands (field `node` for one node; `limit`) |
 //! | `POST /jobs/{id}/retry`, `/cancel`, `/delete` | one job |
 //! | `POST /jobs/retry`, `/cancel`, `/delete` | the selected jobs (fields `ids`) |
+//! | `POST /workflows/{id}/cancel`, `/retry` | a workflow and its sub-workflows: cancel the unfinished steps; failed steps back to suspended, then released |
 //!
 //! # Access
 //!
@@ -103,6 +106,10 @@ pub fn router(source: impl Into<Source>, config: Config) -> Router {
         .route("/jobs/{id}/retry", post(actions::retry_job))
         .route("/jobs/{id}/cancel", post(actions::cancel_job))
         .route("/jobs/{id}/delete", post(actions::delete_job))
+        .route("/workflows", get(pages::workflows::page))
+        .route("/workflows/{id}", get(pages::workflow::page))
+        .route("/workflows/{id}/cancel", post(actions::cancel_workflow))
+        .route("/workflows/{id}/retry", post(actions::retry_workflow))
         .route("/crons", get(pages::crons::page))
         .route("/login", get(pages::login::form).post(pages::login::submit))
         .route("/logout", post(pages::login::logout))

@@ -478,6 +478,77 @@ async fn selected_jobs_are_retried_cancelled_and_deleted_in_bulk() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workflow_is_listed_drawn_and_cancelled_from_its_page() {
+    let Some((dash, _)) = open(Engine::Sqlite, Access::Full).await else {
+        return;
+    };
+    let browser = &dash.browser;
+    let client = &browser.client;
+    // In `etl`, a queue the node does not run: the steps stay where the test puts them.
+    let step = |name: &str, deps: serde_json::Value| {
+        NewJob::new("MyApp.Etl", json!({"step": name}))
+            .queue("etl")
+            .meta("workflow", true)
+            .meta("workflow_id", "wf-browser")
+            .meta("workflow_name", "nightly etl")
+            .meta("name", name)
+            .meta("deps", deps)
+    };
+    let extract = dash.db.insert(step("extract", json!([]))).await;
+    let load = dash.db.insert(step("load", json!(["extract"]))).await;
+    dash.db.set_state(extract, "completed", json!([])).await;
+
+    browser.open("/workflows").await;
+    assert_eq!(
+        browser.attrs("tr[data-workflow]", "data-workflow").await,
+        ["wf-browser"]
+    );
+    browser.click("tr[data-workflow=\"wf-browser\"] td a").await;
+    browser.loaded().await;
+    assert_eq!(
+        browser.location().await.path(),
+        format!("{MOUNT}/workflows/wf-browser")
+    );
+    assert_eq!(
+        browser.count("svg.wf-graph a.wf-box").await,
+        2,
+        "a box per step"
+    );
+    assert_eq!(browser.count("svg.wf-graph .wf-edges path").await, 1);
+    assert_eq!(
+        browser.attrs("tr[data-step]", "data-step").await,
+        ["extract", "load"]
+    );
+
+    let cancel = format!("form[action=\"{MOUNT}/workflows/wf-browser/cancel\"] button");
+    browser.click(&cancel).await;
+    let question = until("the confirmation", || async move {
+        client.get_alert_text().await.ok()
+    })
+    .await;
+    assert!(
+        question.starts_with("Cancel every unfinished step"),
+        "{question}"
+    );
+    client
+        .accept_alert()
+        .await
+        .expect("accept the confirmation");
+    dash.expect_flash("Cancelled 1 step of workflow wf-browser.")
+        .await;
+    browser.loaded().await;
+    assert_eq!(dash.state(load).await.as_deref(), Some("cancelled"));
+    assert_eq!(dash.state(extract).await.as_deref(), Some("completed"));
+    assert_eq!(
+        browser.text("h1 .badge").await.as_deref(),
+        Some("cancelled"),
+        "the workflow's state on the page it came back to"
+    );
+    assert_eq!(browser.count("svg.wf-graph .state-cancelled").await, 1);
+    dash.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pausing_and_resuming_a_queue_reaches_its_producer() {
     let Some((started, _)) = open(Engine::Postgres, Access::Full).await else {
         return;

@@ -254,3 +254,124 @@ async fn pages_count_exactly_up_to_ten_thousand_then_mark_the_estimate() {
         "an estimate"
     );
 }
+
+/// A step of `workflow` named `name` after `deps` (as stored).
+fn step(workflow: &str, name: &str, deps: serde_json::Value) -> NewJob {
+    NewJob::new("Etl", json!({"step": name}))
+        .queue("etl")
+        .meta("workflow", true)
+        .meta("workflow_id", workflow)
+        .meta("workflow_name", "nightly")
+        .meta("name", name)
+        .meta("deps", deps)
+}
+
+/// The workflow pages: the list, one workflow (graph, steps linking to their jobs, its
+/// sub-workflow, Mermaid text), a job's link to its workflow, cancel and retry.
+async fn workflow_pages(db: Db) {
+    let extract = db.insert(step("wf-1", "extract", json!([]))).await;
+    let load = db
+        .insert(step("wf-1", "load", json!(["extract", ["wf-sub", "*"]])))
+        .await;
+    let fan = db
+        .insert(
+            step("wf-sub", "fan", json!([["wf-1", "extract"]]))
+                .meta("sup_workflow_id", "wf-1")
+                .meta("sub_name", "fanout"),
+        )
+        .await;
+    db.insert(NewJob::new("Plain", json!({}))).await;
+    db.set_state(extract, "completed", json!([])).await;
+    let mut browser = browser(&db);
+
+    let list = browser.get("/workflows").await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert!(
+        list.body.contains("data-workflow=\"wf-1\""),
+        "{}",
+        list.body
+    );
+    assert!(list.body.contains("data-workflow=\"wf-sub\""));
+    assert!(list.body.contains("sub-workflow of"));
+    assert!(list
+        .body
+        .contains("href=\"/workflows\" aria-current=\"page\""));
+    let first = browser.get("/workflows?limit=1").await;
+    assert!(
+        first.body.contains("data-workflow=\"wf-sub\"")
+            && !first.body.contains("data-workflow=\"wf-1\"")
+    );
+    let older = first.body.find("rel=\"next\" href=\"").map(|at| {
+        let rest = &first.body[at + "rel=\"next\" href=\"".len()..];
+        rest[..rest.find('"').unwrap()].replace("&amp;", "&")
+    });
+    let second = browser.get(&older.expect("an older page")).await;
+    assert!(
+        second.body.contains("data-workflow=\"wf-1\"")
+            && !second.body.contains("data-workflow=\"wf-sub\"")
+    );
+
+    let page = browser.get("/workflows/wf-1").await;
+    assert_eq!(page.status, StatusCode::OK);
+    for expected in [
+        "data-step=\"extract\"",
+        "data-step=\"load\"",
+        &format!("href=\"/jobs/{load}\""),
+        "<svg class=\"wf-graph\"",
+        "class=\"wf-box state-completed\"",
+        "class=\"wf-box wf-sub wf-suspended\"",
+        "href=\"/workflows/wf-sub\"",
+        "flowchart TD",
+        "Cancel workflow",
+    ] {
+        assert!(page.body.contains(expected), "{expected}: {}", page.body);
+    }
+    assert!(
+        !page.body.contains("Retry failed steps"),
+        "nothing failed yet"
+    );
+    assert_eq!(
+        browser.get("/workflows/nope").await.status,
+        StatusCode::NOT_FOUND
+    );
+    let job = browser.get(&format!("/jobs/{fan}")).await;
+    assert!(
+        job.body
+            .contains("id=\"workflow-link\" href=\"/workflows/wf-sub\""),
+        "{}",
+        job.body
+    );
+
+    // Cancel, then retry, as a script.
+    let mut script = browser.with_header("accept", "application/json");
+    let csrf = script.get("/workflows").await.csrf();
+    let cancelled = script
+        .post("/workflows/wf-1/cancel", &[("_csrf", &csrf)])
+        .await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
+    let reply: serde_json::Value = serde_json::from_str(&cancelled.body).unwrap();
+    assert_eq!(reply["count"], 2, "load and the sub-workflow's fan");
+    assert_eq!(db.state(load).await.as_deref(), Some("cancelled"));
+    assert_eq!(db.state(fan).await.as_deref(), Some("cancelled"));
+    assert_eq!(db.state(extract).await.as_deref(), Some("completed"));
+    let retried = script
+        .post("/workflows/wf-1/retry", &[("_csrf", &csrf)])
+        .await;
+    let reply: serde_json::Value = serde_json::from_str(&retried.body).unwrap();
+    assert_eq!(reply["count"], 2);
+    assert_ne!(db.state(load).await.as_deref(), Some("cancelled"));
+    let missing = script
+        .post("/workflows/nope/cancel", &[("_csrf", &csrf)])
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn workflow_pages_on_postgres() {
+    workflow_pages(common::postgres().await).await;
+}
+
+#[tokio::test]
+async fn workflow_pages_on_sqlite() {
+    workflow_pages(common::sqlite().await).await;
+}

@@ -17,10 +17,17 @@ fn dashboard(db: &Db, resolver: impl Resolver) -> Router {
     oban_web::router(db.admin(), Config::new().resolver(resolver))
 }
 
-/// A discarded job to act on.
+/// A discarded job to act on, the one step of the workflow `wf-sec`.
 async fn discarded(db: &Db) -> i64 {
     let id = db
-        .insert(NewJob::new("Mailer", json!({"to": "a@example.com"})).queue("mailers"))
+        .insert(
+            NewJob::new("Mailer", json!({"to": "a@example.com"}))
+                .queue("mailers")
+                .meta("workflow", true)
+                .meta("workflow_id", "wf-sec")
+                .meta("name", "mail")
+                .meta("deps", json!([])),
+        )
         .await;
     db.set_state(
         id,
@@ -44,6 +51,8 @@ fn actions(id: i64) -> Vec<(String, Vec<(&'static str, String)>)> {
         ("/queues/mailers/pause".into(), vec![]),
         ("/queues/mailers/resume".into(), vec![]),
         ("/queues/mailers/scale".into(), vec![("limit", "3".into())]),
+        ("/workflows/wf-sec/retry".into(), vec![]),
+        ("/workflows/wf-sec/cancel".into(), vec![]),
     ]
 }
 
@@ -97,7 +106,12 @@ async fn read_only_pages_show_no_action_controls() {
     let id = discarded(&db).await;
     for (access, expect_forms) in [(Access::ReadOnly, false), (Access::Full, true)] {
         let mut browser = Client::new(dashboard(&db, access));
-        for path in ["/queues", "/jobs", &format!("/jobs/{id}")] {
+        for path in [
+            "/queues",
+            "/jobs",
+            &format!("/jobs/{id}"),
+            "/workflows/wf-sec",
+        ] {
             let page = browser.get(path).await;
             assert_eq!(page.status, StatusCode::OK, "{path}");
             assert_eq!(
@@ -170,6 +184,19 @@ async fn markup_in_args_errors_tags_and_names_renders_inert() {
         json!([{"attempt": 1, "at": "2026-12-04T05:00:00Z", "error": "<img src=x onerror=alert('error')>"}]),
     )
     .await;
+    let step = db
+        .insert(
+            NewJob::new("<b>Worker</b>", json!({}))
+                .meta("workflow", true)
+                .meta("workflow_id", "wf\"><script>alert('id')</script>")
+                .meta("workflow_name", "<script>alert('wf')</script>")
+                .meta("name", "<img src=x onerror=alert('step')>")
+                .meta(
+                    "deps",
+                    json!(["<b>dep</b>", ["<script>alert('x')</script>", "*"]]),
+                ),
+        )
+        .await;
     let mut browser = Client::new(dashboard(&db, Access::Full));
     for path in [
         "/".to_owned(),
@@ -177,6 +204,9 @@ async fn markup_in_args_errors_tags_and_names_renders_inert() {
         format!("/jobs/{id}"),
         "/jobs?q=%3Cscript%3E".to_owned(),
         "/queues".to_owned(),
+        "/workflows".to_owned(),
+        "/workflows/wf%22%3E%3Cscript%3Ealert('id')%3C%2Fscript%3E".to_owned(),
+        format!("/jobs/{step}"),
     ] {
         let page = browser.get(&path).await;
         assert_eq!(page.status, StatusCode::OK, "{path}");

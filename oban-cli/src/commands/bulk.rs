@@ -120,7 +120,7 @@ fn bulk_query(operation: Operation, bulk: &Bulk) -> Result<JobQuery> {
     let name = operation.name();
     if bulk.filter.is_empty() && !bulk.all {
         return Err(Error::usage(format!(
-            "{name} needs a filter (--state, --queue, --worker, --tag, --args, --meta, --since, --id) \
+            "{name} needs a filter (--state, --queue, --worker, --tag, --args, --meta, --since, --id, --workflow) \
              or --all to mean every job"
         )));
     }
@@ -186,6 +186,9 @@ impl FilterArgs {
         }
         if let Some(meta) = &self.meta {
             filter = filter.meta_contain(meta.clone());
+        }
+        if let Some(workflow) = &self.workflow {
+            filter = filter.workflow(workflow);
         }
         let mut query = JobQuery::new(filter);
         if let Some(since) = self.since {

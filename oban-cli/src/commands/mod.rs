@@ -8,6 +8,7 @@ mod jobs;
 mod migrate;
 mod queues;
 mod web;
+mod workflows;
 
 use oban_core::admin::Admin;
 
@@ -47,6 +48,8 @@ pub(crate) async fn run(cli: Cli) -> Result<Status> {
         }
         Command::Migrate { check } => migrate::run(&admin, out, check).await,
         Command::Cron { since } => cron::run(&admin, out, since).await,
+        Command::Workflows { limit, before } => workflows::list(&admin, out, before, limit).await,
+        Command::Workflow(args) => workflows::show(&admin, out, &args).await,
         Command::Web {
             listen,
             token,

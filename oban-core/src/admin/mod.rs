@@ -13,7 +13,9 @@
 //! - retry, cancel, delete and replay in keyset batches with progress, and prune
 //!   ([`Admin::retry`], `bulk.rs`);
 //! - the schema's migrations ([`Admin::migration_status`], `schema.rs`) and the cron entries
-//!   seen in recent jobs ([`Admin::cron`], `cron.rs`).
+//!   seen in recent jobs ([`Admin::cron`], `cron.rs`);
+//! - workflows: the most recent, one with its steps and graph, cancelling and retrying one
+//!   ([`Admin::workflows`], [`Admin::workflow`], `workflow.rs`).
 //!
 //! The `oban` CLI presents it, and a dashboard can: every type is plain data that derives
 //! `Serialize`, and nothing here prints.
@@ -79,6 +81,7 @@ mod cron;
 mod failing;
 mod queues;
 mod schema;
+mod workflow;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -96,6 +99,10 @@ pub use cron::CronSummary;
 pub use failing::{ErrorCount, FailingWorker};
 pub use queues::{NodeQueue, QueueOverview, StateTally};
 pub use schema::{MigrationStatus, MigrationStep};
+pub use workflow::{
+    Layers, Node, Source, StepDep, WorkflowCounts, WorkflowRetry, WorkflowState, WorkflowStatus,
+    WorkflowStep, WorkflowSummary, MAX_STEPS,
+};
 
 /// The operator's handle on one Oban instance: an engine on its database, in its schema
 /// prefix. Not a node: it runs no queue and takes no part in leadership; cheap to clone.

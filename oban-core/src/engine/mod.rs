@@ -40,6 +40,7 @@ mod peer;
 mod producer;
 mod report;
 mod workflow;
+mod workflow_tally;
 
 use std::time::Duration;
 
@@ -60,6 +61,7 @@ pub use peer::Peer;
 pub use producer::{mark_producer_meta, ProducerInfo, PRODUCER_RUNTIME, PRODUCER_RUNTIME_KEY};
 pub use report::{CronSeen, FailureCount, SchemaVersions};
 pub use workflow::FinishedStep;
+pub use workflow_tally::WorkflowTally;
 
 /// The operations a database must offer to store and run Oban jobs.
 #[async_trait]
@@ -175,6 +177,36 @@ pub trait Engine: Notifier + Peer + Send + Sync + 'static {
     /// Jobs inserted within `since` whose meta names a cron entry (`cron_expr` or `cron_name`),
     /// grouped by worker, queue and entry.
     async fn job_cron_seen(&self, since: Duration) -> Result<Vec<CronSeen>>;
+
+    /// Steps of any workflow (jobs whose meta has a `workflow_id`) newest first, only those with
+    /// an id below `before` when it is given, at most `limit`: `(job id, workflow id)`. One step of
+    /// the walk that lists the most recent workflows ([`crate::admin::Admin::workflows`]); the
+    /// database engines walk the primary key down from `before`.
+    async fn workflow_recent_steps(
+        &self,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<(i64, String)>>;
+
+    /// The steps of these workflows counted by workflow and state, with their first and last ids
+    /// and times ([`WorkflowTally`]), read through the workflow index; a workflow with no step
+    /// has no tally.
+    async fn workflow_tally(&self, workflow_ids: &[String]) -> Result<Vec<WorkflowTally>>;
+
+    /// The workflows whose steps name `workflow_id` as their `meta.sup_workflow_id` (its
+    /// sub-workflows), among the `rows` jobs from id `from_id` upwards: a bounded read of the
+    /// primary key where the sub-workflows of a workflow inserted at once are found.
+    async fn workflow_subs(
+        &self,
+        workflow_id: &str,
+        from_id: i64,
+        rows: u32,
+    ) -> Result<Vec<String>>;
+
+    /// Moves the cancelled and discarded steps of these workflows back to `suspended`, raising
+    /// `max_attempts` to `attempt + 1` where it is spent (as [`Engine::job_retry_many`] does), so
+    /// that [`Engine::workflow_release`] decides again whether each runs; returns how many.
+    async fn workflow_suspend_failed(&self, workflow_ids: &[String]) -> Result<u64>;
 
     /// The schema steps this engine knows and those applied to the database.
     async fn schema_versions(&self) -> Result<SchemaVersions>;

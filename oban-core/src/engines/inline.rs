@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 
 use crate::engine::{
     Ack, CronSeen, Engine, FailureCount, FetchCursor, Notifier, Peer, ProducerInfo, QueueDepths,
-    SchemaVersions, StateCount, StopSignal,
+    SchemaVersions, StateCount, StopSignal, WorkflowTally,
 };
 use crate::error::Result;
 use crate::events::Events;
@@ -111,6 +111,16 @@ fn apply(job: &mut Job, ack: &Ack) {
     }
 }
 
+/// The job's `meta.workflow_id`, when it is a step of a workflow.
+fn workflow_of(job: &Job) -> Option<&str> {
+    job.meta.get("workflow_id").and_then(Value::as_str)
+}
+
+/// The text of a meta key (`None` when absent or not a string).
+fn meta_text(job: &Job, key: &str) -> Option<String> {
+    job.meta.get(key).and_then(Value::as_str).map(str::to_owned)
+}
+
 fn matches(filter: &JobFilter, job: &Job) -> bool {
     filter.ids.as_ref().is_none_or(|ids| ids.contains(&job.id))
         && (filter.queues.is_empty() || filter.queues.contains(&job.queue))
@@ -125,6 +135,10 @@ fn matches(filter: &JobFilter, job: &Job) -> bool {
             .meta
             .as_ref()
             .is_none_or(|meta| json_contains(&job.meta, meta))
+        && filter
+            .workflow
+            .as_deref()
+            .is_none_or(|workflow| workflow_of(job) == Some(workflow))
         && filter.inserted_within.is_none_or(|age| {
             chrono::Duration::from_std(age)
                 .ok()
@@ -399,6 +413,107 @@ impl Engine for InlineEngine {
     async fn job_cron_seen(&self, _since: Duration) -> Result<Vec<CronSeen>> {
         // Inline mode runs no scheduler: no job here came from a cron entry.
         Ok(Vec::new())
+    }
+
+    async fn workflow_recent_steps(
+        &self,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<(i64, String)>> {
+        let jobs = self.jobs();
+        let below = match before {
+            Some(before) => jobs.range(..before),
+            None => jobs.range(..),
+        };
+        Ok(below
+            .rev()
+            .filter_map(|(id, job)| Some((*id, workflow_of(job)?.to_owned())))
+            .take(limit as usize)
+            .collect())
+    }
+
+    async fn workflow_tally(&self, workflow_ids: &[String]) -> Result<Vec<WorkflowTally>> {
+        let mut tallies: Vec<WorkflowTally> = Vec::new();
+        for job in self.jobs().values() {
+            let Some(workflow) = workflow_of(job).filter(|w| workflow_ids.iter().any(|i| i == w))
+            else {
+                continue;
+            };
+            let finished_at = match job.state {
+                JobState::Completed => job.completed_at,
+                JobState::Cancelled => job.cancelled_at,
+                JobState::Discarded => job.discarded_at,
+                _ => None,
+            };
+            let index = tallies
+                .iter()
+                .position(|t| t.workflow_id == workflow && t.state == job.state);
+            let Some(tally) = index.map(|i| &mut tallies[i]) else {
+                let mut tally = WorkflowTally::new(
+                    workflow.to_owned(),
+                    job.state,
+                    1,
+                    job.id,
+                    job.id,
+                    job.inserted_at,
+                );
+                tally.name = meta_text(job, "workflow_name");
+                tally.sup_workflow_id = meta_text(job, "sup_workflow_id");
+                tally.attempted_at = job.attempted_at;
+                tally.finished_at = finished_at;
+                tallies.push(tally);
+                continue;
+            };
+            tally.count += 1;
+            tally.last_id = tally.last_id.max(job.id);
+            tally.inserted_at = tally.inserted_at.min(job.inserted_at);
+            tally.attempted_at = tally.attempted_at.into_iter().chain(job.attempted_at).min();
+            tally.finished_at = tally.finished_at.max(finished_at);
+            tally.name = tally.name.take().max(meta_text(job, "workflow_name"));
+            tally.sup_workflow_id = tally
+                .sup_workflow_id
+                .take()
+                .max(meta_text(job, "sup_workflow_id"));
+        }
+        Ok(tallies)
+    }
+
+    async fn workflow_subs(
+        &self,
+        workflow_id: &str,
+        from_id: i64,
+        rows: u32,
+    ) -> Result<Vec<String>> {
+        let mut subs: Vec<String> = Vec::new();
+        for job in self
+            .jobs()
+            .range(from_id..)
+            .take(rows as usize)
+            .map(|(_, j)| j)
+        {
+            if meta_text(job, "sup_workflow_id").as_deref() == Some(workflow_id) {
+                if let Some(sub) = workflow_of(job).filter(|s| !subs.iter().any(|k| k == s)) {
+                    subs.push(sub.to_owned());
+                }
+            }
+        }
+        Ok(subs)
+    }
+
+    async fn workflow_suspend_failed(&self, workflow_ids: &[String]) -> Result<u64> {
+        let mut changed = 0;
+        for job in self.jobs().values_mut() {
+            let listed = workflow_of(job).is_some_and(|w| workflow_ids.iter().any(|i| i == w));
+            if listed && matches!(job.state, JobState::Cancelled | JobState::Discarded) {
+                job.state = JobState::Suspended;
+                job.max_attempts = job.max_attempts.max(job.attempt + 1);
+                job.completed_at = None;
+                job.discarded_at = None;
+                job.cancelled_at = None;
+                changed += 1;
+            }
+        }
+        Ok(changed)
     }
 
     async fn schema_versions(&self) -> Result<SchemaVersions> {

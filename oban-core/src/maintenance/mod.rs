@@ -11,6 +11,7 @@ pub(crate) mod lifeline;
 pub(crate) mod pruner;
 pub(crate) mod reindexer;
 pub(crate) mod stager;
+pub(crate) mod workflows;
 
 use std::future::Future;
 

@@ -103,6 +103,14 @@ fn facts(ctx: &Ctx, job: &Job, now: DateTime<Utc>) -> Markup {
                 @if job.tags.is_empty() { span.muted { "none" } }
                 @for tag in &job.tags { a.badge href=(ctx.url(&with_query("/jobs", &[("tag", tag)]))) { (tag) } " " }
             }
+            @if let Some(workflow) = job.meta.get("workflow_id").and_then(|w| w.as_str()) {
+                dt { "Workflow" } dd {
+                    a #workflow-link href=(ctx.url(&format!("/workflows/{}", super::segment(workflow)))) {
+                        @match job.meta.get("workflow_name").and_then(|n| n.as_str()) { Some(name) => (name), None => (workflow) }
+                    }
+                    @if let Some(step) = job.meta.get("name").and_then(|n| n.as_str()) { span.muted { " · step " (step) } }
+                }
+            }
             dt { "Attempted by" } dd.mono { @if job.attempted_by.is_empty() { span.muted { "—" } } @else { (job.attempted_by.join(" · ")) } }
             dt { "Inserted" } dd { (at(Some(job.inserted_at))) }
             dt { "Scheduled" } dd { (at(Some(job.scheduled_at))) }

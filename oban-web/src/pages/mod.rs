@@ -8,6 +8,8 @@ pub(crate) mod jobs;
 pub(crate) mod login;
 pub(crate) mod overview;
 pub(crate) mod queues;
+pub(crate) mod workflow;
+pub(crate) mod workflows;
 
 use oban_core::admin::QueueOverview;
 use oban_core::JobState;

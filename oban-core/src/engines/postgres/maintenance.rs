@@ -112,6 +112,12 @@ pub(super) async fn prune(
          ),
          locked AS (
            SELECT j.id FROM oban_jobs j JOIN doomed USING (id)
+           -- A workflow's finished steps stay while steps of it (or of its parent, which may
+           -- wait for it as a whole) wait: their check reads them (engines/postgres/workflow.rs).
+           WHERE NOT (j.meta ? 'workflow_id' AND EXISTS (
+             SELECT 1 FROM oban_jobs s
+             WHERE s.state = 'suspended'
+               AND s.meta->>'workflow_id' IN (j.meta->>'workflow_id', j.meta->>'sup_workflow_id')))
            ORDER BY j.id LIMIT $2 FOR UPDATE OF j SKIP LOCKED
          )
          DELETE FROM oban_jobs j USING locked WHERE j.id = locked.id";

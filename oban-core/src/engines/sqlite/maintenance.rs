@@ -100,7 +100,16 @@ pub(super) async fn prune(engine: &SqliteEngine, max_age: Duration, limit: u32) 
            UNION ALL
            SELECT id FROM (SELECT id FROM oban_jobs INDEXED BY oban_jobs_discarded_at_idx WHERE state = 'discarded' AND discarded_at < ?1 LIMIT ?2)
          )
-         DELETE FROM oban_jobs WHERE id IN (SELECT id FROM doomed ORDER BY id LIMIT ?2)",
+         DELETE FROM oban_jobs WHERE id IN (
+           SELECT d.id FROM doomed d JOIN oban_jobs j ON j.id = d.id
+           -- A workflow's finished steps stay while steps of it or of its parent wait (see
+           -- PostgreSQL's prune).
+           WHERE json_extract(j.meta, '$.workflow_id') IS NULL OR NOT EXISTS (
+             SELECT 1 FROM oban_jobs s
+             WHERE s.state = 'suspended'
+               AND json_extract(s.meta, '$.workflow_id') IN
+                   (json_extract(j.meta, '$.workflow_id'), json_extract(j.meta, '$.sup_workflow_id')))
+           ORDER BY d.id LIMIT ?2)",
     )
     .bind(ts(minus(now(), max_age)))
     .bind(i64::from(limit))

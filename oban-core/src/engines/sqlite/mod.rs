@@ -72,6 +72,7 @@ mod report;
 mod row;
 mod schema;
 mod workflow;
+mod workflow_query;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -87,6 +88,7 @@ use sqlx::{Connection, SqliteConnection};
 
 use crate::engine::{
     Ack, CronSeen, Engine, FailureCount, FetchCursor, ProducerInfo, QueueDepths, SchemaVersions,
+    WorkflowTally,
 };
 use crate::error::{Error, Result};
 use crate::filter::JobFilter;
@@ -292,6 +294,31 @@ impl Engine for SqliteEngine {
 
     async fn job_cron_seen(&self, since: Duration) -> Result<Vec<CronSeen>> {
         report::cron_seen(self, since).await
+    }
+
+    async fn workflow_recent_steps(
+        &self,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<(i64, String)>> {
+        workflow_query::recent_steps(self, before, limit).await
+    }
+
+    async fn workflow_tally(&self, workflow_ids: &[String]) -> Result<Vec<WorkflowTally>> {
+        workflow_query::tally(self, workflow_ids).await
+    }
+
+    async fn workflow_subs(
+        &self,
+        workflow_id: &str,
+        from_id: i64,
+        rows: u32,
+    ) -> Result<Vec<String>> {
+        workflow_query::subs(self, workflow_id, from_id, rows).await
+    }
+
+    async fn workflow_suspend_failed(&self, workflow_ids: &[String]) -> Result<u64> {
+        workflow_query::suspend_failed(self, workflow_ids).await
     }
 
     async fn schema_versions(&self) -> Result<SchemaVersions> {

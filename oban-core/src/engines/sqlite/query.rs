@@ -30,14 +30,14 @@ pub(super) async fn list(
 ) -> Result<Vec<Job>> {
     let sql = format!(
         "SELECT {JOB_COLUMNS} FROM oban_jobs
-         WHERE {FILTER_SQL} AND id > ?9 ORDER BY id LIMIT ?10"
+         WHERE {FILTER_SQL} AND id > ?10 ORDER BY id LIMIT ?11"
     );
     walk(engine, &sql, filter, 0, |last| last, limit).await
 }
 
 /// See [`Engine::job_page`](crate::engine::Engine::job_page). The bound is inclusive (`id <=
-/// ?9`, from `before - 1`) so that a page without `before` binds `i64::MAX` and every id stays a
-/// range on the rowid: no `?9 IS NULL OR ..` that SQLite's planner would not take apart.
+/// ?10`, from `before - 1`) so that a page without `before` binds `i64::MAX` and every id stays a
+/// range on the rowid: no `?10 IS NULL OR ..` that SQLite's planner would not take apart.
 pub(super) async fn page(
     engine: &SqliteEngine,
     filter: &JobFilter,
@@ -51,7 +51,7 @@ pub(super) async fn page(
     };
     let sql = format!(
         "SELECT {JOB_COLUMNS} FROM oban_jobs
-         WHERE {FILTER_SQL} AND id <= ?9 ORDER BY id DESC LIMIT ?10"
+         WHERE {FILTER_SQL} AND id <= ?10 ORDER BY id DESC LIMIT ?11"
     );
     walk(
         engine,
@@ -64,8 +64,8 @@ pub(super) async fn page(
     .await
 }
 
-/// Up to `limit` jobs of `sql`: the filter's conditions, then a keyset bound `?9` (first
-/// `start`, then `next` of the last id read) and a page size `?10`. SQL conditions first, in
+/// Up to `limit` jobs of `sql`: the filter's conditions, then a keyset bound `?10` (first
+/// `start`, then `next` of the last id read) and a page size `?11`. SQL conditions first, in
 /// pages of rows; the args/meta containment is then checked in Rust.
 async fn walk(
     engine: &SqliteEngine,
@@ -124,7 +124,7 @@ pub(super) async fn ids(
     let (args, meta) = json_columns(filter);
     let sql = format!(
         "SELECT id, {args} AS args, {meta} AS meta FROM oban_jobs
-         WHERE {FILTER_SQL} AND id > ?9 ORDER BY id LIMIT ?10"
+         WHERE {FILTER_SQL} AND id > ?10 ORDER BY id LIMIT ?11"
     );
     let mut ids = Vec::new();
     let mut after = after;
@@ -261,11 +261,13 @@ pub(super) async fn delete_many(engine: &SqliteEngine, filter: &JobFilter) -> Re
         .await
 }
 
-/// The conditions of a [`JobFilter`] but args/meta containment, over binds `?1`..`?8` (see
-/// [`bind_filter`]); a statement's own binds start at `?9`.
+/// The conditions of a [`JobFilter`] but args/meta containment, over binds `?1`..`?9` (see
+/// [`bind_filter`]); a statement's own binds start at `?10`.
 ///
 /// The search (`?7`, a `LIKE` pattern already escaped, and `?8`, the id it names) reads the JSON
-/// text as stored. SQLite's `LIKE` ignores the case of ASCII letters only.
+/// text as stored. SQLite's `LIKE` ignores the case of ASCII letters only. The workflow (`?9`) is
+/// compared as `json_extract(meta, '$.workflow_id')`, the expression the workflow index (migration 003) is
+/// built on.
 const FILTER_SQL: &str = "(?1 IS NULL OR id IN (SELECT value FROM json_each(?1)))
      AND (?2 IS NULL OR queue IN (SELECT value FROM json_each(?2)))
      AND (?3 IS NULL OR worker IN (SELECT value FROM json_each(?3)))
@@ -275,11 +277,12 @@ const FILTER_SQL: &str = "(?1 IS NULL OR id IN (SELECT value FROM json_each(?1))
        WHERE want.value NOT IN (SELECT have.value FROM json_each(oban_jobs.tags) AS have)))
      AND (?6 IS NULL OR inserted_at >= ?6)
      AND (?7 IS NULL OR worker LIKE ?7 ESCAPE '\\' OR args LIKE ?7 ESCAPE '\\'
-          OR errors LIKE ?7 ESCAPE '\\' OR id = ?8)";
+          OR errors LIKE ?7 ESCAPE '\\' OR id = ?8)
+     AND (?9 IS NULL OR json_extract(meta, '$.workflow_id') = ?9)";
 
 type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
 
-/// Binds `?1`..`?8` of [`FILTER_SQL`].
+/// Binds `?1`..`?9` of [`FILTER_SQL`].
 fn bind_filter<'q>(query: SqliteQuery<'q>, filter: &JobFilter) -> SqliteQuery<'q> {
     let search = filter.search_terms();
     let list = |items: &[String]| (!items.is_empty()).then(|| Value::from(items).to_string());
@@ -308,6 +311,7 @@ fn bind_filter<'q>(query: SqliteQuery<'q>, filter: &JobFilter) -> SqliteQuery<'q
         }))
         .bind(search.as_ref().map(Search::pattern))
         .bind(search.as_ref().and_then(Search::id))
+        .bind(filter.workflow.clone())
 }
 
 /// The ids and states of jobs matching `filter` whose state satisfies `states_sql`.

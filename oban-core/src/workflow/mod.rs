@@ -53,7 +53,7 @@
 //! # The stored layout
 //!
 //! Steps keep their workflow in `meta`, as Elixir Oban Pro writes it (see
-//! [`layout`](self::layout) for the keys): its dashboard and ours show each other's workflows.
+//! [`layout`] for the keys): its dashboard and ours show each other's workflows.
 //! Releasing and cancelling are done by the implementation whose node records the outcome; a
 //! workflow is best run by one implementation's workers.
 

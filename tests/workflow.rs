@@ -564,7 +564,7 @@ async fn a_deleted_dependency_cancels_unless_ignored(kind: Kind) {
         .await
         .unwrap();
     db.engine
-        .workflow_release(&[workflow_id.clone()])
+        .workflow_release(std::slice::from_ref(&workflow_id))
         .await
         .unwrap();
     let x = db.job(jobs[2].id).await;

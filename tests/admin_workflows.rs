@@ -261,10 +261,10 @@ async fn mermaid_draws_the_graph(kind: Kind) {
     let has = |line: &str| lines.contains(&line);
     assert_eq!(lines[0], "flowchart TD");
     assert!(has("s0[\"a<br/>completed\"]:::completed"), "{text}");
-    assert!(has("s1[\"b<br/>available\"]:::available"), "{text}");
+    assert!(has("s1[\"b<br/>suspended\"]:::suspended"), "{text}");
     assert!(has("s0 --> s1"), "{text}");
     assert!(has("s1 --> s2"), "{text}");
-    assert!(has("subgraph w0[\"fanout (running)\"]"), "{text}");
+    assert!(has("subgraph w0[\"fanout (suspended)\"]"), "{text}");
     assert!(has("w0s0 --> w0s1"), "{text}");
     assert!(
         has("w0 --> s2"),
@@ -274,7 +274,7 @@ async fn mermaid_draws_the_graph(kind: Kind) {
     assert!(has("w0x0[\"elsewhere#58;z\"]:::external"), "{text}");
     assert!(has("w0x0 --> w0s1"), "{text}");
     assert!(
-        has("s3[\"say #34;hi#34; --#62; #91;x#93;<br/>available\"]:::available"),
+        has("s3[\"say #34;hi#34; --#62; #91;x#93;<br/>suspended\"]:::suspended"),
         "the label is quoted: {text}"
     );
     assert!(has("x0[\"gone<br/>deleted\"]:::deleted"), "{text}");
@@ -325,7 +325,8 @@ async fn cancel_stops_every_unfinished_step(kind: Kind) {
 }
 
 /// Retrying a workflow moves its cancelled and discarded steps (and its sub-workflow's) back to
-/// suspended, with one more attempt where theirs are spent; completed steps stay.
+/// suspended, with one more attempt where theirs are spent, then releases those whose
+/// dependencies completed; completed steps stay.
 async fn retry_suspends_the_failed_steps(kind: Kind) {
     let db = Db::new(kind).await;
     let admin = admin(&db).await;
@@ -338,14 +339,17 @@ async fn retry_suspends_the_failed_steps(kind: Kind) {
 
     let retried = admin.retry_workflow("wf").await.unwrap();
     assert_eq!(retried.suspended, 3);
+    // b and x wait for a, which completed: the release makes them runnable again; c waits
+    // for b; y, which depends on a step that does not exist, is cancelled.
+    assert_eq!(retried.released, 3);
     let b = db.job(w[1].id).await;
-    assert_eq!(b.state, JobState::Suspended);
+    assert_eq!(b.state, JobState::Available);
     assert_eq!(b.max_attempts, 21, "one more attempt than spent");
     assert_eq!(b.discarded_at, None);
     assert_eq!(db.job(w[2].id).await.state, JobState::Suspended);
-    assert_eq!(db.job(s[0].id).await.state, JobState::Suspended);
+    assert_eq!(db.job(s[0].id).await.state, JobState::Available);
     assert_eq!(db.job(w[0].id).await.state, JobState::Completed);
-    assert_eq!(db.job(s[1].id).await.state, JobState::Available);
+    assert_eq!(db.job(s[1].id).await.state, JobState::Cancelled);
     assert_eq!(db.job(other.id).await.state, JobState::Cancelled);
 }
 
@@ -360,8 +364,8 @@ async fn filter_by_workflow(kind: Kind) {
     assert_eq!(ids(&admin.jobs(&query).await.unwrap()), ids(&w));
     let page = admin.page(&query, None).await.unwrap();
     assert_eq!(page.first().map(|j| j.id), Some(w[2].id));
-    let suspended = JobQuery::new(JobFilter::new().workflow("wf").state(JobState::Available));
-    assert_eq!(admin.count(&suspended).await.unwrap(), 3);
+    let suspended = JobQuery::new(JobFilter::new().workflow("wf").state(JobState::Suspended));
+    assert_eq!(admin.count(&suspended).await.unwrap(), 2, "b and c wait");
     assert_eq!(admin.delete(&query, 2, &mut |_| {}).await.unwrap(), 3);
     assert!(admin.workflow("wf").await.unwrap().is_none());
     assert_eq!(

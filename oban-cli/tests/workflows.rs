@@ -118,10 +118,7 @@ fn scenario(url: &str, jobs: &[Job]) {
         json!({"operation": "cancel", "workflow": "wf-1", "matched": 3, "dry_run": true,
                "changed": 0, "released": null})
     );
-    assert_eq!(
-        states(url, "wf-1"),
-        ["available", "suspended", "suspended"]
-    );
+    assert_eq!(states(url, "wf-1"), ["available", "suspended", "suspended"]);
     let report = json(url, &["workflow", "wf-1", "--cancel", "--yes"], 0);
     assert_eq!(report["changed"], 3);
     assert_eq!(states(url, "wf-1"), ["cancelled"; 3]);
@@ -137,10 +134,7 @@ fn scenario(url: &str, jobs: &[Job]) {
     assert_eq!(report["matched"], 3);
     assert_eq!(report["changed"], 3);
     assert_eq!(report["released"], 1);
-    assert_eq!(
-        states(url, "wf-1"),
-        ["available", "suspended", "suspended"]
-    );
+    assert_eq!(states(url, "wf-1"), ["available", "suspended", "suspended"]);
     let after = json(url, &["workflow", "wf-1"], 0);
     let unfinished: Vec<&Value> = after["steps"]
         .as_array()

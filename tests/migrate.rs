@@ -33,6 +33,7 @@ async fn shape_besides_additions(pool: &PgPool) -> (Vec<String>, usize) {
             l.contains("uniq_key")
                 || l.contains("oban_jobs_fetch_index")
                 || l.contains("oban_jobs_executing_index")
+                || l.contains("oban_jobs_rust_workflow_")
         });
     (kept, added.len())
 }
@@ -144,7 +145,7 @@ async fn fresh_database_gets_obans_schema_and_migrate_is_idempotent() {
             .fetch_all(&pool)
             .await
             .unwrap();
-    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8]);
     let estimate: bool =
         sqlx::query_scalar("SELECT oban_count_estimate('available', 'default') >= 0")
             .fetch_one(&pool)
@@ -206,8 +207,8 @@ async fn an_elixir_oban_schema_is_kept_and_its_jobs_run() {
         "all of oban_jobs as Elixir Oban made it is kept"
     );
     assert_eq!(
-        added, 4,
-        "only the uniq_key column, its index, the fetch index and the executing index are added"
+        added, 6,
+        "only the uniq_key column, its index, the fetch, executing and two workflow indexes are added"
     );
     assert!(
         enum_values(&pool).await.contains(&"suspended".to_owned()),
@@ -254,8 +255,8 @@ async fn a_python_oban_schema_is_kept_and_its_jobs_run() {
         "all of oban_jobs as the Python package made it is kept"
     );
     assert_eq!(
-        added, 4,
-        "only the uniq_key column, its index, the fetch index and the executing index are added"
+        added, 6,
+        "only the uniq_key column, its index, the fetch, executing and two workflow indexes are added"
     );
     assert_eq!(
         python_tables_shape(&pool).await,

@@ -42,7 +42,11 @@ async fn count(
 ) -> Result<BTreeMap<String, u64>, oban::Error> {
     let chunks = flow.result(&text).await?;
     let mut counts = BTreeMap::new();
-    for word in chunks.get(index).into_iter().flat_map(|c| c.split_whitespace()) {
+    for word in chunks
+        .get(index)
+        .into_iter()
+        .flat_map(|c| c.split_whitespace())
+    {
         let word = word
             .trim_matches(|c: char| !c.is_alphanumeric())
             .to_lowercase();
@@ -87,7 +91,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let workflow = Workflow::new("word-count").build(|wf| {
         let fetch = wf.add("fetch", Fetch::new(CHUNKS), ());
         let counts: Vec<_> = (0..CHUNKS)
-            .map(|i| wf.add(format!("count-{i}"), Count::new(fetch.upstream(), i), &fetch))
+            .map(|i| {
+                wf.add(
+                    format!("count-{i}"),
+                    Count::new(fetch.upstream(), i),
+                    &fetch,
+                )
+            })
             .collect();
         let parts = counts.iter().map(|step| step.upstream()).collect();
         wf.add("report", Report::new(parts), &counts);
@@ -115,7 +125,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Times from the workflow's insert: a step starts once the steps it waits for completed.
     let t0 = steps[0].inserted_at;
     let at = |t: Option<chrono::DateTime<chrono::Utc>>| {
-        t.map_or("-".to_owned(), |t| format!("+{} ms", (t - t0).num_milliseconds()))
+        t.map_or("-".to_owned(), |t| {
+            format!("+{} ms", (t - t0).num_milliseconds())
+        })
     };
     println!("steps:");
     for job in &steps {

@@ -13,6 +13,23 @@ pub struct FinishedStep {
 }
 
 impl FinishedStep {
+    /// The step a row stands for when it is a workflow step (`workflow_id` set) that has
+    /// finished (`state` completed, cancelled or discarded): what the engines read back from
+    /// the rows their acks and checks changed.
+    pub(crate) fn of_row(
+        state: &str,
+        workflow_id: Option<String>,
+        sup_workflow_id: Option<String>,
+        name: Option<String>,
+    ) -> Option<Self> {
+        let finished = matches!(state, "completed" | "cancelled" | "discarded");
+        Some(Self {
+            workflow_id: workflow_id.filter(|_| finished)?,
+            sup_workflow_id,
+            name,
+        })
+    }
+
     /// The workflows whose waiting steps may depend on this step: its own, and its parent's
     /// (which may wait for the whole sub-workflow). Sub-workflows waiting on it are found by
     /// the engine.

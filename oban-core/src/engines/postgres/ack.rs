@@ -46,19 +46,11 @@ macro_rules! acked_columns {
 }
 
 fn acked(row: &PgRow) -> Result<Acked> {
-    let id: i64 = row.try_get(0)?;
     let state: &str = row.try_get(1)?;
-    let workflow_id: Option<String> = row.try_get(2)?;
-    let finished = matches!(state, "completed" | "cancelled" | "discarded");
-    let step = match workflow_id {
-        Some(workflow_id) if finished => Some(FinishedStep {
-            workflow_id,
-            sup_workflow_id: row.try_get(3)?,
-            name: row.try_get(4)?,
-        }),
-        _ => None,
-    };
-    Ok(Acked { id, step })
+    Ok(Acked {
+        id: row.try_get(0)?,
+        step: FinishedStep::of_row(state, row.try_get(2)?, row.try_get(3)?, row.try_get(4)?),
+    })
 }
 
 /// Records plain completions: one statement over ids and the attempt each ack belongs to.

@@ -213,12 +213,14 @@ async fn check(
         .await?;
     rows.iter()
         .map(|row| {
-            let state: String = row.try_get(0)?;
-            Ok((state == "cancelled").then(|| FinishedStep {
-                workflow_id: row.try_get(1).unwrap_or_default(),
-                sup_workflow_id: row.try_get(2).unwrap_or_default(),
-                name: row.try_get(3).unwrap_or_default(),
-            }))
+            // Released rows are not finished; cancelled ones are failures to pass on.
+            let state: &str = row.try_get(0)?;
+            Ok(FinishedStep::of_row(
+                state,
+                row.try_get(1)?,
+                row.try_get(2)?,
+                row.try_get(3)?,
+            ))
         })
         .collect()
 }

@@ -70,16 +70,12 @@ pub(super) async fn ack_many(engine: &SqliteEngine, acks: &[Ack]) -> Result<Vec<
     for row in &rows {
         ids.push(row.try_get::<i64, _>(0)?);
         let state: String = row.try_get(1)?;
-        let workflow_id: Option<String> = row.try_get(2)?;
-        if let (Some(workflow_id), "completed" | "cancelled" | "discarded") =
-            (workflow_id, state.as_str())
-        {
-            finished.push(FinishedStep {
-                workflow_id,
-                sup_workflow_id: row.try_get(3)?,
-                name: row.try_get(4)?,
-            });
-        }
+        finished.extend(FinishedStep::of_row(
+            &state,
+            row.try_get(2)?,
+            row.try_get(3)?,
+            row.try_get(4)?,
+        ));
     }
     if !finished.is_empty() {
         // The acks are recorded whatever happens here: the leader's pass over waiting

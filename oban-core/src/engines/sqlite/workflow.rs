@@ -164,11 +164,13 @@ async fn check(
             if state == "available" && !queues.contains(&queue) {
                 queues.push(queue);
             }
-            Ok((state == "cancelled").then(|| FinishedStep {
-                workflow_id: row.try_get(2).unwrap_or_default(),
-                sup_workflow_id: row.try_get(3).unwrap_or_default(),
-                name: row.try_get(4).unwrap_or_default(),
-            }))
+            // Released rows are not finished; cancelled ones are failures to pass on.
+            Ok(FinishedStep::of_row(
+                &state,
+                row.try_get(2)?,
+                row.try_get(3)?,
+                row.try_get(4)?,
+            ))
         })
         .collect()
 }

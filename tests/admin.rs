@@ -934,6 +934,41 @@ impl Engine for Recording {
             .job_fetch_available(queue, demand, attempted_by, after)
             .await
     }
+
+    async fn job_fetch_limited(
+        &self,
+        queue: &str,
+        demand: u32,
+        attempted_by: &[String],
+    ) -> oban::Result<Vec<Job>> {
+        self.inner
+            .job_fetch_limited(queue, demand, attempted_by)
+            .await
+    }
+
+    async fn queue_limits_put(
+        &self,
+        queue: &str,
+        limits: Option<&oban::limits::Limits>,
+    ) -> oban::Result<()> {
+        self.inner.queue_limits_put(queue, limits).await
+    }
+
+    async fn queue_limits_get(
+        &self,
+        queue: Option<&str>,
+    ) -> oban::Result<Vec<(String, oban::limits::Limits)>> {
+        self.inner.queue_limits_get(queue).await
+    }
+
+    async fn queue_limits_usage(
+        &self,
+        queue: &str,
+        limits: &oban::limits::Limits,
+        top: u32,
+    ) -> oban::Result<oban::engine::LimitsUsage> {
+        self.inner.queue_limits_usage(queue, limits, top).await
+    }
     async fn job_ack_many(&self, acks: &[Ack]) -> oban::Result<Vec<i64>> {
         self.inner.job_ack_many(acks).await
     }

@@ -137,7 +137,9 @@ async fn fresh_database_gets_obans_schema_and_migrate_is_idempotent() {
             "oban_leaders",
             "oban_peers",
             "oban_producers",
-            "oban_rust_migrations"
+            "oban_rust_migrations",
+            "oban_rust_queue_limits",
+            "oban_rust_rate_buckets"
         ]
     );
     let versions: Vec<i32> =
@@ -145,7 +147,7 @@ async fn fresh_database_gets_obans_schema_and_migrate_is_idempotent() {
             .fetch_all(&pool)
             .await
             .unwrap();
-    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8]);
+    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8, 9]);
     let estimate: bool =
         sqlx::query_scalar("SELECT oban_count_estimate('available', 'default') >= 0")
             .fetch_one(&pool)
@@ -172,7 +174,7 @@ async fn concurrent_migrations_from_many_nodes_all_succeed() {
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert_eq!(versions, 8);
+    assert_eq!(versions, 9);
 }
 
 async fn run_existing_job(pool: &PgPool) -> oban::Job {

@@ -22,6 +22,7 @@ use crate::engines::inline::InlineEngine;
 use crate::engines::pool::{self, DbPool};
 use crate::error::Result;
 use crate::events::{Event, Events};
+use crate::limits::Limits;
 use crate::maintenance::leader::{LeaderConfig, Leadership};
 use crate::maintenance::{cron, leader, lifeline, pruner, reindexer, stager, workflows};
 use crate::measure::{self, gauges};
@@ -48,6 +49,7 @@ enum Database {
 pub struct Builder {
     database: Database,
     queues: Vec<(String, u32)>,
+    limits: Vec<(String, Limits)>,
     node: Option<String>,
     /// The prefix as given; `schema` once `start` checked it.
     prefix: String,
@@ -81,6 +83,7 @@ impl Default for Builder {
         Self {
             database: Database::None,
             queues: Vec::new(),
+            limits: Vec::new(),
             node: None,
             prefix: Prefix::PUBLIC.name().to_owned(),
             schema: Prefix::PUBLIC,
@@ -145,6 +148,36 @@ impl Builder {
     /// guide on designing queues.)
     pub fn queue(mut self, queue: impl Into<String>, limit: u32) -> Self {
         self.queues.push((queue.into(), limit));
+        self
+    }
+
+    /// Limits `queue` (declared with [`queue`](Self::queue)) across every node: a global limit,
+    /// a rate limit, either one split into partitions (see [`crate::limits`] for the rules and
+    /// their accuracy). `start` stores them in the database, replacing what an earlier node or
+    /// [`Oban::set_queue_limits`] stored: the node started last decides. A node whose
+    /// configuration declares no limits for a queue leaves stored ones in place (and logs a
+    /// warning that they apply); clear them with `Oban::set_queue_limits(queue, Limits::new())`
+    /// or `oban limits QUEUE --clear`.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use oban::limits::{Limits, Partition, RateLimit};
+    /// # async fn run() -> oban::Result<()> {
+    /// let oban = oban::Oban::builder()
+    ///     .database("postgres://localhost/app")
+    ///     .queue("emails", 20)
+    ///     .queue_limits(
+    ///         "emails",
+    ///         Limits::new().rate(
+    ///             RateLimit::new(100, Duration::from_secs(60)).partitioned(Partition::args(["tenant_id"])),
+    ///         ),
+    ///     )
+    ///     .start()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn queue_limits(mut self, queue: impl Into<String>, limits: Limits) -> Self {
+        self.limits.push((queue.into(), limits));
         self
     }
 
@@ -446,6 +479,7 @@ impl Builder {
         } else {
             // Notifications first, so no insert notice is missed once queues run.
             background.extend(self.start_notifications(&shared).await);
+            self.store_limits(&shared).await?;
             self.start_queues(&shared);
             background.push(self.start_leadership(&shared).await);
             background.extend(self.start_maintenance(&shared, cron, reindex_due));
@@ -551,6 +585,28 @@ impl Builder {
                 None
             }
         }
+    }
+
+    /// Stores the configured queue limits (before any producer reads them), and warns of stored
+    /// limits of this node's other queues, which apply though the configuration does not say so.
+    async fn store_limits(&self, shared: &Arc<Shared>) -> Result<()> {
+        // A node that only inserts may run on a schema this runtime never migrated.
+        if self.queues.is_empty() {
+            return Ok(());
+        }
+        for (queue, limits) in &self.limits {
+            shared.engine.queue_limits_put(queue, Some(limits)).await?;
+        }
+        for (queue, limits) in shared.engine.queue_limits_get(None).await? {
+            let declared = self.queues.iter().any(|(name, _)| *name == queue);
+            if declared && !self.limits.iter().any(|(name, _)| *name == queue) {
+                tracing::warn!(
+                    %queue, ?limits,
+                    "queue has limits across the fleet that this node's configuration does not declare; they apply (clear them with Oban::set_queue_limits or `oban limits`)"
+                );
+            }
+        }
+        Ok(())
     }
 
     /// A producer for each configured queue.
@@ -688,6 +744,7 @@ impl std::fmt::Debug for Builder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Builder")
             .field("queues", &self.queues)
+            .field("limits", &self.limits)
             .field("node", &self.node)
             .field("prefix", &self.prefix)
             .finish_non_exhaustive()

@@ -15,9 +15,10 @@ use futures_util::FutureExt;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use crate::engine::ProducerInfo;
+use crate::engine::{LimitsUsage, ProducerInfo};
 use crate::error::{Error, Result};
 use crate::events::Event;
+use crate::limits::Limits;
 use crate::maintenance::leader::Leadership;
 use crate::node::{Oban, Shared};
 use crate::notifier::{Channel, Command, Notice, Signal};
@@ -42,8 +43,10 @@ pub struct QueueInfo {
     pub node: String,
     /// The queue.
     pub queue: String,
-    /// Its concurrency limit.
+    /// Its concurrency limit (on this node).
     pub limit: u32,
+    /// The queue's fleet-wide limits as this producer last read them.
+    pub limits: Option<Limits>,
     /// Whether it is paused.
     pub paused: bool,
     /// Jobs running at the last heartbeat.
@@ -61,6 +64,7 @@ impl QueueInfo {
         let meta = &producer.meta;
         QueueInfo {
             limit: meta.get("limit").and_then(Value::as_u64).unwrap_or(0) as u32,
+            limits: crate::limits::heartbeat::read(meta),
             paused: meta.get("paused").and_then(Value::as_bool).unwrap_or(false),
             running: meta.get("running").and_then(Value::as_u64).unwrap_or(0) as u32,
             node: producer.node,
@@ -135,7 +139,48 @@ impl Oban {
         self.shared().broadcast(signal, nodes).await
     }
 
-    /// Every live node's view of `queue`: limit, paused, running jobs.
+    /// Sets `queue`'s limits across the fleet (see [`crate::limits`]): stored at once, obeyed by
+    /// the next fetch of every node, and announced so that every producer of the queue reads
+    /// them (claiming nothing ahead while limited); empty limits remove them. Limits set here
+    /// last until changed again: a node starting with
+    /// [`Builder::queue_limits`](crate::Builder::queue_limits) for the queue replaces them.
+    ///
+    /// ```no_run
+    /// # async fn run(oban: oban::Oban) -> oban::Result<()> {
+    /// use oban::limits::{GlobalLimit, Limits};
+    /// oban.set_queue_limits("provider", Limits::new().global(GlobalLimit::new(5))).await?;
+    /// // and without any
+    /// oban.set_queue_limits("provider", Limits::new()).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// Limits that [`Limits::check`] refuses; the database's error; a notification that could
+    /// not be sent (the limits are stored then, and producers read them within a heartbeat).
+    pub async fn set_queue_limits(&self, queue: &str, limits: Limits) -> Result<()> {
+        limits.check(queue)?;
+        let shared = self.shared();
+        shared.engine.queue_limits_put(queue, Some(&limits)).await?;
+        self.queue_signal(Command::Limits, queue, Nodes::All).await
+    }
+
+    /// `queue`'s stored limits across the fleet and what they count now (jobs running per
+    /// partition of the global limit, starts in the window per partition of the rate limit, at
+    /// most `top` partitions each, the fullest first); `None` when the queue has no limits.
+    pub async fn queue_limits(
+        &self,
+        queue: &str,
+        top: u32,
+    ) -> Result<Option<(Limits, LimitsUsage)>> {
+        let engine = &self.shared().engine;
+        let Some((_, limits)) = engine.queue_limits_get(Some(queue)).await?.pop() else {
+            return Ok(None);
+        };
+        let usage = engine.queue_limits_usage(queue, &limits, top).await?;
+        Ok(Some((limits, usage)))
+    }
+
+    /// Every live node's view of `queue`: limit, paused, running jobs, fleet-wide limits.
     pub async fn check_queue(&self, queue: &str) -> Result<Vec<QueueInfo>> {
         let shared = self.shared();
         let live_since = chrono::Utc::now()
@@ -176,6 +221,7 @@ impl Shared {
                 return;
             }
             Command::Kill(job_id) => Control::Kill(job_id),
+            Command::Limits => Control::Limits,
             Command::Scale(_) | Command::Ignored(_) => return,
         };
         for (name, producer) in self.producers.lock().expect("producers lock").iter() {

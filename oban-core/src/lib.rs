@@ -31,6 +31,7 @@ pub mod events;
 pub mod filter;
 pub mod insert;
 pub mod job;
+pub mod limits;
 mod maintenance;
 pub mod measure;
 pub mod migrate;

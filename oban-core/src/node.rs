@@ -135,6 +135,7 @@ impl Shared {
             queue: queue.to_owned(),
             limit,
             paused,
+            limits: None,
             node: Arc::clone(&self.node),
             engine: Arc::clone(&self.engine),
             registry: Arc::clone(&self.registry),

@@ -71,6 +71,9 @@ pub enum Command {
     Stop,
     /// `pkill`: stop the running job with this id.
     Kill(i64),
+    /// `rust_limits`: the queue's fleet-wide limits changed in the database; read them again
+    /// (this runtime's own action, which Elixir and Python Oban ignore).
+    Limits,
     /// An action this node does not act on, by name: an unknown one, or `scale` / `start`
     /// without a `limit`, or `pkill` without a `job_id`.
     Ignored(String),
@@ -86,6 +89,7 @@ impl Command {
             Command::Start(_) => "start",
             Command::Stop => "stop",
             Command::Kill(_) => "pkill",
+            Command::Limits => "rust_limits",
             Command::Ignored(action) => action,
         }
     }
@@ -129,6 +133,7 @@ impl From<WireSignal> for Signal {
             ("start", Some(limit), _) => Command::Start(limit),
             ("stop", _, _) => Command::Stop,
             ("pkill", _, Some(job_id)) => Command::Kill(job_id),
+            ("rust_limits", _, _) => Command::Limits,
             _ => Command::Ignored(wire.action),
         };
         Signal {

@@ -113,6 +113,20 @@ impl Builder {
                 return Err(Error::Config(format!("queue `{queue}` is declared twice")));
             }
         }
+        let mut limited = HashSet::new();
+        for (queue, limits) in &self.limits {
+            if !seen.contains(queue) {
+                return Err(Error::Config(format!(
+                    "queue_limits names queue `{queue}`, which this node does not run; declare it with .queue(\"{queue}\", limit) or set its limits with Oban::set_queue_limits"
+                )));
+            }
+            if !limited.insert(queue.clone()) {
+                return Err(Error::Config(format!(
+                    "queue `{queue}` has queue_limits twice"
+                )));
+            }
+            limits.check(queue)?;
+        }
         Ok(())
     }
 

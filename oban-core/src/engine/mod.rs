@@ -35,6 +35,7 @@ mod ack;
 mod cursor;
 mod depth;
 pub(crate) mod insert;
+mod limits_usage;
 mod notifier;
 mod peer;
 mod producer;
@@ -50,12 +51,14 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 use crate::filter::JobFilter;
 use crate::job::Job;
+use crate::limits::Limits;
 use crate::new_job::NewJob;
 
 pub use crate::notifier::{payload, Channel, Command, Notice, Signal};
 pub use ack::{is_data_error, Ack};
 pub use cursor::FetchCursor;
 pub use depth::{QueueDepths, StateCount};
+pub use limits_usage::{LimitsUsage, PartitionCount};
 pub use notifier::{Notifier, StopSignal};
 pub use peer::Peer;
 pub use producer::{mark_producer_meta, ProducerInfo, PRODUCER_RUNTIME, PRODUCER_RUNTIME_KEY};
@@ -87,6 +90,34 @@ pub trait Engine: Notifier + Peer + Send + Sync + 'static {
         attempted_by: &[String],
         after: Option<FetchCursor>,
     ) -> Result<Vec<Job>>;
+
+    /// The claim of a queue that may have fleet-wide [`Limits`] (stored by
+    /// [`Engine::queue_limits_put`]): moves to `executing` at most `demand` jobs that fit them,
+    /// counting what runs and what started on every node, with partitions served in rounds (see
+    /// [`crate::limits`]). A queue without stored limits gets the plain claim, from the head.
+    async fn job_fetch_limited(
+        &self,
+        queue: &str,
+        demand: u32,
+        attempted_by: &[String],
+    ) -> Result<Vec<Job>>;
+
+    /// Stores `queue`'s fleet-wide limits; `None` or empty limits remove them. The next fetch of
+    /// the queue on every node obeys them.
+    async fn queue_limits_put(&self, queue: &str, limits: Option<&Limits>) -> Result<()>;
+
+    /// The stored limits of `queue`, or of every limited queue, by queue name.
+    async fn queue_limits_get(&self, queue: Option<&str>) -> Result<Vec<(String, Limits)>>;
+
+    /// What `queue`'s limits count now: jobs running per partition of its global limit and
+    /// starts in the current window per partition of its rate limit, the largest first, at most
+    /// `top` partitions each.
+    async fn queue_limits_usage(
+        &self,
+        queue: &str,
+        limits: &Limits,
+        top: u32,
+    ) -> Result<LimitsUsage>;
 
     /// Records outcomes; returns the ids that were still executing the acked attempt.
     async fn job_ack_many(&self, acks: &[Ack]) -> Result<Vec<i64>>;

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -17,13 +17,14 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::engine::{
-    Ack, CronSeen, Engine, FailureCount, FetchCursor, Notifier, Peer, ProducerInfo, QueueDepths,
-    SchemaVersions, StateCount, StopSignal, WorkflowTally,
+    Ack, CronSeen, Engine, FailureCount, FetchCursor, LimitsUsage, Notifier, Peer, ProducerInfo,
+    QueueDepths, SchemaVersions, StateCount, StopSignal, WorkflowTally,
 };
 use crate::error::Result;
 use crate::events::Events;
 use crate::filter::{json_contains, JobFilter};
 use crate::job::{AttemptError, Job, JobState};
+use crate::limits::Limits;
 use crate::new_job::NewJob;
 use crate::notifier::{Channel, Notice};
 use crate::queue::executor;
@@ -39,6 +40,8 @@ pub struct InlineEngine {
     node: Arc<str>,
     events: Events,
     jobs: Mutex<BTreeMap<i64, Job>>,
+    /// Queue limits as stored (inline mode runs jobs at insert, so they limit nothing).
+    limits: Mutex<BTreeMap<String, Limits>>,
     next_id: AtomicI64,
 }
 
@@ -51,6 +54,7 @@ impl InlineEngine {
             node,
             events: Events::default(),
             jobs: Mutex::new(BTreeMap::new()),
+            limits: Mutex::new(BTreeMap::new()),
             next_id: AtomicI64::new(1),
         }
     }
@@ -232,6 +236,43 @@ impl Engine for InlineEngine {
         _after: Option<FetchCursor>,
     ) -> Result<Vec<Job>> {
         Ok(Vec::new())
+    }
+
+    async fn job_fetch_limited(
+        &self,
+        _queue: &str,
+        _demand: u32,
+        _attempted_by: &[String],
+    ) -> Result<Vec<Job>> {
+        Ok(Vec::new())
+    }
+
+    async fn queue_limits_put(&self, queue: &str, limits: Option<&Limits>) -> Result<()> {
+        let mut stored = self.limits.lock().unwrap_or_else(PoisonError::into_inner);
+        match limits.filter(|limits| !limits.is_empty()) {
+            Some(limits) => stored.insert(queue.to_owned(), limits.clone()),
+            None => stored.remove(queue),
+        };
+        Ok(())
+    }
+
+    async fn queue_limits_get(&self, queue: Option<&str>) -> Result<Vec<(String, Limits)>> {
+        let stored = self.limits.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(stored
+            .iter()
+            .filter(|(name, _)| queue.is_none_or(|queue| queue == name.as_str()))
+            .map(|(name, limits)| (name.clone(), limits.clone()))
+            .collect())
+    }
+
+    async fn queue_limits_usage(
+        &self,
+        _queue: &str,
+        _limits: &Limits,
+        _top: u32,
+    ) -> Result<LimitsUsage> {
+        // Inline mode runs each job during its insert: nothing is ever left executing.
+        Ok(LimitsUsage::default())
     }
 
     async fn job_ack_many(&self, acks: &[Ack]) -> Result<Vec<i64>> {

@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::ack_split::{self, Interrupted, Written};
-use crate::engine::{Ack, Engine};
+use crate::engine::{Ack, Channel, Engine};
 
 /// Largest number of acks written in one statement: a batch this size is written at once.
 const MAX_BATCH: usize = 5_000;
@@ -34,7 +34,7 @@ const WINDOW: Duration = Duration::from_millis(5);
 /// Sends acks to the completer task.
 #[derive(Debug, Clone)]
 pub(crate) struct Completer {
-    tx: mpsc::UnboundedSender<Ack>,
+    tx: mpsc::UnboundedSender<(Ack, Option<Arc<str>>)>,
     unrecorded: Unrecorded,
 }
 
@@ -97,8 +97,19 @@ impl Completer {
 
     /// Queues an ack for writing; never waits.
     pub(crate) fn push(&self, ack: Ack) {
+        self.send(ack, None);
+    }
+
+    /// Like [`push`](Self::push), for an ack that frees a slot of a queue limited across the
+    /// fleet: once it is written, every node's producer of `queue` is woken (through the insert
+    /// notification, which every node hears), since it may now claim what did not fit.
+    pub(crate) fn push_freeing(&self, ack: Ack, queue: &str) {
+        self.send(ack, Some(Arc::from(queue)));
+    }
+
+    fn send(&self, ack: Ack, freeing: Option<Arc<str>>) {
         self.unrecorded.add(ack.id);
-        if let Err(mpsc::error::SendError(ack)) = self.tx.send(ack) {
+        if let Err(mpsc::error::SendError((ack, _))) = self.tx.send((ack, freeing)) {
             self.unrecorded.remove(std::iter::once(ack.id));
             tracing::error!(
                 job.id = ack.id,
@@ -116,11 +127,23 @@ impl Completer {
 
 async fn run(
     engine: Arc<dyn Engine>,
-    mut rx: mpsc::UnboundedReceiver<Ack>,
+    mut rx: mpsc::UnboundedReceiver<(Ack, Option<Arc<str>>)>,
     mut give_up: tokio::sync::watch::Receiver<bool>,
     unrecorded: Unrecorded,
 ) {
     let mut batch: Vec<Ack> = Vec::new();
+    // Limited queues with an ack in the batch: told once it is written.
+    let mut freeing: Vec<Arc<str>> = Vec::new();
+    let take = |(ack, queue): (Ack, Option<Arc<str>>),
+                batch: &mut Vec<Ack>,
+                freeing: &mut Vec<Arc<str>>| {
+        batch.push(ack);
+        if let Some(queue) = queue {
+            if !freeing.contains(&queue) {
+                freeing.push(queue);
+            }
+        }
+    };
     let mut delay = Duration::from_millis(50);
     let mut closed = false;
     loop {
@@ -129,7 +152,7 @@ async fn run(
                 return;
             }
             match rx.recv().await {
-                Some(ack) => batch.push(ack),
+                Some(ack) => take(ack, &mut batch, &mut freeing),
                 None => return,
             }
         }
@@ -139,7 +162,7 @@ async fn run(
             tokio::select! {
                 biased;
                 ack = rx.recv() => match ack {
-                    Some(ack) => batch.push(ack),
+                    Some(ack) => take(ack, &mut batch, &mut freeing),
                     None => closed = true,
                 },
                 () = tokio::time::sleep_until(until) => break,
@@ -151,6 +174,12 @@ async fn run(
                 unrecorded.remove(ids.into_iter());
                 report(&written);
                 delay = Duration::from_millis(50);
+                for queue in freeing.drain(..) {
+                    let notice = serde_json::json!({ "queue": &*queue });
+                    if let Err(error) = engine.notify(Channel::Insert, notice).await {
+                        tracing::debug!(%queue, %error, "could not announce freed slots; nodes find them at their next poll");
+                    }
+                }
             }
             Err(Interrupted {
                 error,

@@ -12,6 +12,7 @@ use tokio::time::Instant;
 use crate::engine::{Ack, Engine, FetchCursor, StopSignal};
 use crate::events::Events;
 use crate::job::Job;
+use crate::limits::Limits;
 use crate::queue::ahead::ClaimAhead;
 use crate::queue::completer::Completer;
 use crate::queue::executor;
@@ -26,6 +27,8 @@ pub(crate) enum Control {
     Pause,
     Resume,
     Scale(u32),
+    /// The queue's fleet-wide limits changed: read them again.
+    Limits,
     /// Stop fetching; running jobs get until the deadline.
     Stop(Instant),
     /// Abort this job if it runs here, and record it as cancelled.
@@ -37,6 +40,9 @@ pub(crate) struct ProducerConfig {
     pub(crate) queue: String,
     pub(crate) limit: u32,
     pub(crate) paused: bool,
+    /// The queue's fleet-wide limits, read from the database when the producer starts and when
+    /// told they changed; with any, fetches go through the limited claim and claim nothing ahead.
+    pub(crate) limits: Option<Limits>,
     pub(crate) node: Arc<str>,
     pub(crate) engine: Arc<dyn Engine>,
     pub(crate) registry: Arc<Registry>,
@@ -143,10 +149,15 @@ impl Slots {
         }
     }
 
-    /// Hands an ack to the completer; the job stays held until it is written.
+    /// Hands an ack to the completer; the job stays held until it is written. The ack of a
+    /// limited queue frees a slot of every node's: once written, the completer tells them.
     fn ack(&mut self, ack: Ack, config: &ProducerConfig) {
         self.handed.push(ack.id);
-        config.completer.push(ack);
+        if config.limits.is_some() {
+            config.completer.push_freeing(ack, &config.queue);
+        } else {
+            config.completer.push(ack);
+        }
     }
 
     /// The ids of every job this producer holds: running, claimed and waiting, or acked but not
@@ -169,7 +180,8 @@ impl Slots {
         if config.completer.is_backlogged() {
             return 0;
         }
-        let ahead = if config.paused {
+        // A job claimed ahead would hold a slot of a global limit without running.
+        let ahead = if config.paused || config.limits.is_some() {
             0
         } else {
             self.ahead.target(config.limit)
@@ -324,6 +336,8 @@ pub(crate) async fn run(mut config: ProducerConfig) {
         generation: 0,
         cursor: None,
     };
+    // A limited queue whose last claim came back short: when its rate window moves on.
+    let mut limited_until: Option<Instant> = None;
     // When demand first waited for a fetch (for the cooldown).
     let mut demand_since: Option<Instant> = None;
     // After a failed fetch, no new one before this.
@@ -336,6 +350,7 @@ pub(crate) async fn run(mut config: ProducerConfig) {
     // that it can list what the producer holds (see `queue/held.rs`).
     let mut beat_due = false;
 
+    read_limits(&mut config).await;
     // The heartbeat precedes the first fetch so the lifeline never mistakes our jobs for orphans.
     beat(&config, uuid, &mut slots, true).await;
 
@@ -362,9 +377,14 @@ pub(crate) async fn run(mut config: ProducerConfig) {
                 let by = Arc::clone(&attempted_by);
                 let started_in = lookout.generation;
                 let after = lookout.cursor;
+                let limited = config.limits.is_some();
                 fetching.spawn(async move {
                     let started = Instant::now();
-                    let jobs = engine.job_fetch_available(&queue, demand, &by, after).await;
+                    let jobs = if limited {
+                        engine.job_fetch_limited(&queue, demand, &by).await
+                    } else {
+                        engine.job_fetch_available(&queue, demand, &by, after).await
+                    };
                     Fetched {
                         asked: demand,
                         generation: started_in,
@@ -383,6 +403,10 @@ pub(crate) async fn run(mut config: ProducerConfig) {
             () = tokio::time::sleep_until(retry_at.unwrap_or_else(Instant::now)), if retry_at.is_some() => {
                 retry_at = None;
             }
+            () = tokio::time::sleep_until(limited_until.unwrap_or_else(Instant::now)), if limited_until.is_some() => {
+                limited_until = None;
+                lookout.woken();
+            }
             Some(done) = fetching.join_next(), if !fetching.is_empty() => {
                 let Fetched { asked, generation: started_in, from_cursor, took, jobs: result } = match done {
                     Ok(fetched) => fetched,
@@ -400,6 +424,14 @@ pub(crate) async fn run(mut config: ProducerConfig) {
                     Ok(jobs) => {
                         error_delay = Duration::from_millis(100);
                         slots.ahead.fetch_returned(took);
+                        // Short under a rate limit: the window may have room again after one
+                        // bucket, which no notification announces. (Under a global limit, the
+                        // completer of whichever node frees a slot wakes every node.)
+                        if (jobs.len() as u32) < asked {
+                            if let Some(rate) = config.limits.as_ref().and_then(|l| l.rate.as_ref()) {
+                                limited_until = Some(Instant::now() + rate.bucket().max(LIMITED_RETRY_MIN));
+                            }
+                        }
                         lookout.fetched(asked, started_in, from_cursor, &jobs);
                         slots.take(jobs, &config);
                     }
@@ -425,6 +457,9 @@ pub(crate) async fn run(mut config: ProducerConfig) {
                 slots.start_claimed(&config);
             }
             _ = heartbeat.tick() => {
+                // A change of limits whose signal did not arrive (notifications off) is seen
+                // within a heartbeat.
+                read_limits(&mut config).await;
                 if fetching.is_empty() {
                     beat(&config, uuid, &mut slots, true).await;
                 } else if beat_due {
@@ -436,6 +471,12 @@ pub(crate) async fn run(mut config: ProducerConfig) {
             }
             control = config.control.recv() => match control {
                 Some(Control::Kill(job_id)) => slots.kill(job_id, &config),
+                Some(Control::Limits) => {
+                    read_limits(&mut config).await;
+                    lookout.woken();
+                    let snapshot = fetching.is_empty();
+                    beat(&config, uuid, &mut slots, snapshot).await;
+                }
                 Some(Control::Stop(at)) => deadline = Some(at),
                 Some(other) => {
                     apply(&mut config, other);
@@ -516,12 +557,35 @@ pub(crate) async fn run(mut config: ProducerConfig) {
     tracing::debug!(queue = %config.queue, "producer stopped");
 }
 
+/// The shortest wait before a rate-limited queue whose claim came back short tries again.
+const LIMITED_RETRY_MIN: Duration = Duration::from_millis(20);
+
+/// Reads the queue's fleet-wide limits; on failure keeps what it had (the claim itself reads the
+/// stored limits, so a stale view here only changes whether jobs are claimed ahead).
+async fn read_limits(config: &mut ProducerConfig) {
+    match config.engine.queue_limits_get(Some(&config.queue)).await {
+        Ok(mut found) => {
+            let limits = found
+                .pop()
+                .map(|(_, limits)| limits)
+                .filter(|l| !l.is_empty());
+            if limits != config.limits {
+                tracing::info!(queue = %config.queue, ?limits, "queue limits across the fleet");
+            }
+            config.limits = limits;
+        }
+        Err(error) => {
+            tracing::warn!(queue = %config.queue, %error, "could not read the queue's limits; keeping the last known");
+        }
+    }
+}
+
 fn apply(config: &mut ProducerConfig, control: Control) {
     match control {
         Control::Pause => config.paused = true,
         Control::Resume => config.paused = false,
         Control::Scale(limit) => config.limit = limit.max(1),
-        Control::Stop(_) | Control::Kill(_) => {}
+        Control::Stop(_) | Control::Kill(_) | Control::Limits => {}
     }
     tracing::info!(queue = %config.queue, limit = config.limit, paused = config.paused, "queue changed");
     config.wake.notify_one();
@@ -531,7 +595,10 @@ fn apply(config: &mut ProducerConfig, control: Control) {
 /// this producer holds, and the producer must start no fetch before it returns.
 async fn beat(config: &ProducerConfig, uuid: uuid::Uuid, slots: &mut Slots, snapshot: bool) {
     let held = snapshot.then(|| slots.held(config));
-    let meta = held::heartbeat_meta(config.limit, config.paused, slots.tasks.len(), held);
+    let mut meta = held::heartbeat_meta(config.limit, config.paused, slots.tasks.len(), held);
+    if let Some(limits) = &config.limits {
+        crate::limits::heartbeat::describe(&mut meta, limits);
+    }
     if let Err(error) = config
         .engine
         .producer_heartbeat(uuid, &config.node, &config.queue, meta)

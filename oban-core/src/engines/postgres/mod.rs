@@ -15,6 +15,7 @@ mod depth;
 mod fetch;
 mod insert;
 mod lease;
+mod limits;
 mod maintenance;
 mod notify;
 mod peer;
@@ -33,12 +34,13 @@ use serde_json::Value;
 use sqlx::postgres::PgPool;
 
 use crate::engine::{
-    Ack, CronSeen, Engine, FailureCount, FetchCursor, ProducerInfo, QueueDepths, SchemaVersions,
-    WorkflowTally,
+    Ack, CronSeen, Engine, FailureCount, FetchCursor, LimitsUsage, ProducerInfo, QueueDepths,
+    SchemaVersions, WorkflowTally,
 };
 use crate::error::Result;
 use crate::filter::JobFilter;
 use crate::job::Job;
+use crate::limits::Limits;
 use crate::new_job::NewJob;
 use crate::prefix::Prefix;
 
@@ -104,6 +106,32 @@ impl Engine for PostgresEngine {
         after: Option<FetchCursor>,
     ) -> Result<Vec<Job>> {
         fetch::fetch_available(&self.pool, self.prefix, queue, demand, attempted_by, after).await
+    }
+
+    async fn job_fetch_limited(
+        &self,
+        queue: &str,
+        demand: u32,
+        attempted_by: &[String],
+    ) -> Result<Vec<Job>> {
+        limits::fetch_limited(&self.pool, self.prefix, queue, demand, attempted_by).await
+    }
+
+    async fn queue_limits_put(&self, queue: &str, limits: Option<&Limits>) -> Result<()> {
+        limits::put(&self.pool, self.prefix, queue, limits).await
+    }
+
+    async fn queue_limits_get(&self, queue: Option<&str>) -> Result<Vec<(String, Limits)>> {
+        limits::get(&self.pool, self.prefix, queue).await
+    }
+
+    async fn queue_limits_usage(
+        &self,
+        queue: &str,
+        limits: &Limits,
+        top: u32,
+    ) -> Result<LimitsUsage> {
+        limits::usage(&self.pool, self.prefix, queue, limits, top).await
     }
 
     async fn job_ack_many(&self, acks: &[Ack]) -> Result<Vec<i64>> {

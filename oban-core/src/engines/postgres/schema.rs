@@ -52,6 +52,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "workflow indexes",
         include_str!("../../../../migrations/postgres/008_workflow_indexes.sql"),
     ),
+    (
+        9,
+        "queue limits",
+        include_str!("../../../../migrations/postgres/009_queue_limits.sql"),
+    ),
 ];
 
 /// Arbitrary but fixed key of the advisory lock that serialises migrations.

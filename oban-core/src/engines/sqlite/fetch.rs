@@ -31,6 +31,19 @@ pub(super) async fn fetch_available(
     if demand == 0 {
         return Ok(Vec::new());
     }
+    let _write = engine.hub.write.lock().await;
+    claim_head(engine, queue, demand, attempted_by, now()).await
+}
+
+/// The claim from the head of `queue` at `at`, for a caller that holds the write lock (as the
+/// limited claim does, between counting and claiming).
+pub(super) async fn claim_head(
+    engine: &SqliteEngine,
+    queue: &str,
+    demand: u32,
+    attempted_by: &[String],
+    at: chrono::NaiveDateTime,
+) -> Result<Vec<Job>> {
     let claim = format!(
         concat!(
             "UPDATE oban_jobs AS j
@@ -48,13 +61,12 @@ pub(super) async fn fetch_available(
     );
     let attempted_by = Value::from(attempted_by).to_string();
     let mut jobs = Vec::new();
-    let write = engine.hub.write.lock().await;
     while (jobs.len() as u64) < u64::from(demand) {
         let wanted = u64::from(demand) - jobs.len() as u64;
         let rows = sqlx::query(&claim)
             .bind(queue)
             .bind(i64::try_from(wanted).unwrap_or(i64::MAX))
-            .bind(ts(now()))
+            .bind(ts(at))
             .bind(&attempted_by)
             .fetch_all(&engine.pool)
             .await?;
@@ -70,7 +82,6 @@ pub(super) async fn fetch_available(
             break;
         }
     }
-    drop(write);
     jobs.sort_by_key(|job| (job.priority, job.scheduled_at, job.id));
     Ok(jobs)
 }

@@ -64,6 +64,7 @@ mod depth;
 mod fetch;
 mod hub;
 mod insert;
+mod limits;
 mod maintenance;
 mod notify;
 mod peer;
@@ -87,12 +88,13 @@ use sqlx::sqlite::{
 use sqlx::{Connection, SqliteConnection};
 
 use crate::engine::{
-    Ack, CronSeen, Engine, FailureCount, FetchCursor, ProducerInfo, QueueDepths, SchemaVersions,
-    WorkflowTally,
+    Ack, CronSeen, Engine, FailureCount, FetchCursor, LimitsUsage, ProducerInfo, QueueDepths,
+    SchemaVersions, WorkflowTally,
 };
 use crate::error::{Error, Result};
 use crate::filter::JobFilter;
 use crate::job::Job;
+use crate::limits::Limits;
 use crate::new_job::NewJob;
 use crate::prefix::Prefix;
 
@@ -221,6 +223,32 @@ impl Engine for SqliteEngine {
         _after: Option<FetchCursor>,
     ) -> Result<Vec<Job>> {
         fetch::fetch_available(self, queue, demand, attempted_by).await
+    }
+
+    async fn job_fetch_limited(
+        &self,
+        queue: &str,
+        demand: u32,
+        attempted_by: &[String],
+    ) -> Result<Vec<Job>> {
+        limits::fetch_limited(self, queue, demand, attempted_by).await
+    }
+
+    async fn queue_limits_put(&self, queue: &str, limits: Option<&Limits>) -> Result<()> {
+        limits::put(self, queue, limits).await
+    }
+
+    async fn queue_limits_get(&self, queue: Option<&str>) -> Result<Vec<(String, Limits)>> {
+        limits::read(self, queue).await
+    }
+
+    async fn queue_limits_usage(
+        &self,
+        queue: &str,
+        limits: &Limits,
+        top: u32,
+    ) -> Result<LimitsUsage> {
+        limits::usage(self, queue, limits, top).await
     }
 
     async fn job_ack_many(&self, acks: &[Ack]) -> Result<Vec<i64>> {

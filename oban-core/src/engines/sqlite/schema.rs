@@ -27,6 +27,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "workflow indexes",
         include_str!("../../../../migrations/sqlite/003_workflow_indexes.sql"),
     ),
+    (
+        4,
+        "queue limits",
+        include_str!("../../../../migrations/sqlite/004_queue_limits.sql"),
+    ),
 ];
 
 impl<'a> MigrateTarget<'a> for &'a SqlitePool {

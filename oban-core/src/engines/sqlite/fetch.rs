@@ -86,31 +86,47 @@ pub(super) async fn claim_head(
     Ok(jobs)
 }
 
+/// The statement that discards available jobs with no attempt left among those `$filter` (a
+/// condition on `j` whose parameters start at `?3`) selects, with an entry in `errors` saying
+/// why; bind its timestamps with [`bind_discarded_at`] first.
+macro_rules! discard_spent_sql {
+    ($filter:expr) => {
+        concat!(
+            "UPDATE oban_jobs AS j
+             SET state = 'discarded', discarded_at = ?1,
+                 errors = json_insert(j.errors, '$[#]', json_object(
+                   'at', ?2, 'attempt', j.attempt,
+                   'error', printf('discarded instead of run: the job was available with all of its '
+                                   || 'attempts spent (attempt %d of max_attempts %d), and running it '
+                                   || 'would exceed max_attempts; to run it again, retry it with a '
+                                   || 'higher max_attempts', j.attempt, j.max_attempts))), ",
+            keep_uniq_key!("'discarded'"),
+            " WHERE ",
+            $filter,
+            " AND j.attempt >= j.max_attempts"
+        )
+    };
+}
+pub(super) use discard_spent_sql;
+
+/// Binds `?1` and `?2` of a [`discard_spent_sql!`] statement: now, as stored and as Oban's errors
+/// entries write it.
+pub(super) fn bind_discarded_at<'q>(
+    query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+    let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    query.bind(ts(now())).bind(at)
+}
+
 /// Discards the spent jobs among the first `limit` available jobs of `queue`; returns how many.
 async fn discard_spent(engine: &SqliteEngine, queue: &str, limit: u64) -> Result<u64> {
-    const SQL: &str = concat!(
-        "UPDATE oban_jobs AS j
-         SET state = 'discarded', discarded_at = ?3,
-             errors = json_insert(j.errors, '$[#]', json_object(
-               'at', ?4, 'attempt', j.attempt,
-               'error', printf('discarded instead of run: the job was available with all of its '
-                               || 'attempts spent (attempt %d of max_attempts %d), and running it '
-                               || 'would exceed max_attempts; to run it again, retry it with a '
-                               || 'higher max_attempts', j.attempt, j.max_attempts))), ",
-        keep_uniq_key!("'discarded'"),
-        " WHERE j.id IN (
-           SELECT id FROM oban_jobs
-           WHERE state = 'available' AND queue = ?1
-           ORDER BY priority, scheduled_at, id
-           LIMIT ?2)
-           AND j.attempt >= j.max_attempts"
+    const SQL: &str = discard_spent_sql!(
+        "j.id IN (SELECT id FROM oban_jobs WHERE state = 'available' AND queue = ?3
+                  ORDER BY priority, scheduled_at, id LIMIT ?4)"
     );
-    let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-    let done = sqlx::query(SQL)
+    let done = bind_discarded_at(sqlx::query(SQL))
         .bind(queue)
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .bind(ts(now()))
-        .bind(at)
         .execute(&engine.pool)
         .await?;
     Ok(done.rows_affected())

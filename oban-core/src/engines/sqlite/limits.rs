@@ -8,7 +8,7 @@ use chrono::NaiveDateTime;
 use serde_json::Value;
 use sqlx::Row;
 
-use super::fetch::claim_head;
+use super::fetch::{bind_discarded_at, claim_head, discard_spent_sql};
 use super::insert::keep_uniq_key;
 use super::row::{job_from_row, now, ts, JOB_COLUMNS};
 use super::SqliteEngine;
@@ -221,24 +221,10 @@ async fn claim_partitioned(
 
 /// Discards the jobs among `ids` (a JSON array) with no attempt left, as the plain claim does.
 async fn discard_spent(engine: &SqliteEngine, ids: &str) -> Result<()> {
-    const SQL: &str = concat!(
-        "UPDATE oban_jobs AS j
-         SET state = 'discarded', discarded_at = ?2,
-             errors = json_insert(j.errors, '$[#]', json_object(
-               'at', ?3, 'attempt', j.attempt,
-               'error', printf('discarded instead of run: the job was available with all of its '
-                               || 'attempts spent (attempt %d of max_attempts %d), and running it '
-                               || 'would exceed max_attempts; to run it again, retry it with a '
-                               || 'higher max_attempts', j.attempt, j.max_attempts))), ",
-        keep_uniq_key!("'discarded'"),
-        " WHERE j.id IN (SELECT value FROM json_each(?1)) AND j.state = 'available'
-           AND j.attempt >= j.max_attempts"
-    );
-    let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-    sqlx::query(SQL)
+    const SQL: &str =
+        discard_spent_sql!("j.id IN (SELECT value FROM json_each(?3)) AND j.state = 'available'");
+    bind_discarded_at(sqlx::query(SQL))
         .bind(ids)
-        .bind(ts(now()))
-        .bind(at)
         .execute(&engine.pool)
         .await?;
     Ok(())

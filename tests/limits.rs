@@ -85,9 +85,11 @@ on_both_engines!(
     a_rate_limit_holds_across_three_nodes_without_starving_the_queue,
     a_rate_limit_partitioned_by_args_holds_per_partition,
     a_partition_with_a_huge_backlog_does_not_starve_the_others,
+    a_backlog_below_its_partition_limit_does_not_starve_the_others,
     a_runtime_change_is_obeyed_by_every_node_and_shown_by_check_queue,
     a_runtime_change_without_notifications_is_seen_within_a_heartbeat,
     a_spent_job_in_a_partitioned_queue_is_discarded_not_run,
+    a_spent_job_at_the_head_of_a_partition_does_not_stall_it_until_the_next_poll,
     configuration_errors_name_the_queue_and_what_to_do,
 );
 
@@ -427,6 +429,14 @@ async fn backlog_does_not_starve(kind: Kind, allowed: u32, local: u32) {
 
 async fn a_partition_with_a_huge_backlog_does_not_starve_the_others(kind: Kind) {
     backlog_does_not_starve(kind, 2, 5).await;
+}
+
+/// Regression: the claim's walk took the first 200 jobs of partitions with room, so a backlog at
+/// the head of the queue whose partition never fills (its limit above what the nodes run) was
+/// all the walk saw, and the partitions behind it waited for the whole backlog.
+async fn a_backlog_below_its_partition_limit_does_not_starve_the_others(kind: Kind) {
+    // Three nodes of 2 run 6 at once: tenant 0's limit of 10 is never full.
+    backlog_does_not_starve(kind, 10, 2).await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -833,4 +843,34 @@ async fn a_spent_job_in_a_partitioned_queue_is_discarded_not_run(kind: Kind) {
     assert_eq!(job.attempt, 1, "not run: no attempt was made");
     let entry = job.errors.last().expect("an errors entry says why");
     assert!(entry.error.contains("attempts spent"), "{entry:?}");
+}
+
+/// Regression: a partitioned claim that picked a spent job discarded it and came back short,
+/// which the producer takes for an empty queue; with nothing running to wake it, the jobs behind
+/// the spent one waited for the next poll (here 30 s) rather than being claimed at once.
+async fn a_spent_job_at_the_head_of_a_partition_does_not_stall_it_until_the_next_poll(kind: Kind) {
+    let db = Db::new(kind).await;
+    let mut spent = Vec::new();
+    for _ in 0..3 {
+        let job = db.insert(Nap::new(0, 1).build().unwrap().priority(0)).await;
+        spend(&db, job.id).await;
+        spent.push(job.id);
+    }
+    let jobs: Vec<NewJob> = (0..3)
+        .map(|_| Nap::new(0, 5).build().unwrap().priority(1))
+        .collect();
+    db.insert_via_pool(jobs).await;
+    let limits = Limits::new().global(GlobalLimit::new(1).partitioned(Partition::args(["tenant"])));
+    let oban = node(&db, "stall")
+        .queue(QUEUE, 4)
+        .queue_limits(QUEUE, limits)
+        .poll_interval(Duration::from_secs(30))
+        .start()
+        .await
+        .unwrap();
+    all_complete(&db, 3, Duration::from_secs(10)).await;
+    for id in spent {
+        assert_eq!(db.job(id).await.state, JobState::Discarded);
+    }
+    oban.shutdown(Duration::from_secs(5)).await;
 }

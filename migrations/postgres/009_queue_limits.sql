@@ -52,9 +52,13 @@ $$;
 -- partition of the global limit) and the starts in the rate window (per partition of the rate
 -- limit, from the buckets). Unpartitioned limits bound how many jobs the claim takes, which is
 -- then `oban_fetch_available`'s claim. Partitioned ones take the walk: the available jobs in the
--- queue's order, passing over those of full partitions, the first `walk` of the rest, from which
--- each partition takes what it has room for, in rounds (every partition's first job, then every
--- one's second ...) until `demand`: a partition with a huge backlog gets its room and no more.
+-- queue's order, each partition taking as many as it has room for (and at most `demand`) and
+-- passing over the rest, until `walk` jobs are taken or the queue ends; of those, the claim
+-- takes in rounds, a job's round being what its partition already uses (jobs running, or starts
+-- in the window) plus its rank among the partition's jobs taken, until `demand`: the least used
+-- partitions first, ties in the queue's order. So a partition with a huge backlog gets its room
+-- and no more, and while it runs more than the partitions behind it, they come first. A pass that discarded spent jobs is
+-- repeated for the room they took, as `oban_fetch_available` does.
 --
 -- A start is counted at the transaction's time, which is also the claimed jobs' `attempted_at`;
 -- a bucket counts while any of it lies in the window, and every bucket later than the window's
@@ -81,6 +85,18 @@ DECLARE
   used integer;
   walk integer;
   picked bigint[];
+  spent integer;
+  g_used jsonb;
+  r_used jsonb;
+  g_taken jsonb;
+  r_taken jsonb;
+  g_key text;
+  r_key text;
+  g_rank integer;
+  r_rank integer;
+  found_ids bigint[];
+  found_rounds integer[];
+  job record;
 BEGIN
   PERFORM set_config('synchronous_commit', 'off', true);
   SELECT l.limits INTO limits FROM oban_rust_queue_limits l WHERE l.queue = fetch_queue FOR UPDATE;
@@ -114,87 +130,109 @@ BEGIN
   END IF;
 
   IF g_parted OR r_parted THEN
-    walk := greatest(room * 8, 200);
-    WITH g_full AS (
-      SELECT oban_rust_partition(j.worker, j.args, g_spec) AS key, count(*)::integer AS used
-      FROM oban_jobs j
-      WHERE g_parted AND j.state = 'executing' AND j.queue = fetch_queue
-      GROUP BY 1
-    ), r_full AS (
-      SELECT b.partition AS key, sum(b.starts)::integer AS used
-      FROM oban_rust_rate_buckets b
-      WHERE r_parted AND b.queue = fetch_queue
-      GROUP BY 1
-    ), candidates AS (
-      SELECT w.* FROM (
-        SELECT j.id, j.priority, j.scheduled_at,
+    -- Repeated while a pass discarded spent jobs: they took room the jobs behind them may use,
+    -- and a short claim tells the producer that the queue is empty.
+    LOOP
+      walk := greatest(room * 8, 200);
+      SELECT coalesce(jsonb_object_agg(f.key, f.used), '{}') INTO g_used FROM (
+        SELECT oban_rust_partition(j.worker, j.args, g_spec) AS key, count(*) AS used
+        FROM oban_jobs j
+        WHERE g_parted AND j.state = 'executing' AND j.queue = fetch_queue
+        GROUP BY 1
+      ) f;
+      SELECT coalesce(jsonb_object_agg(f.key, f.used), '{}') INTO r_used FROM (
+        SELECT b.partition AS key, sum(b.starts) AS used
+        FROM oban_rust_rate_buckets b
+        WHERE r_parted AND b.queue = fetch_queue
+        GROUP BY 1
+      ) f;
+      -- The walk: each partition takes the jobs it has room for (at most `room`), in the
+      -- queue's order, the others are passed over; a job's round is what its partition already
+      -- uses (runs, or started in the window) plus its rank among the partition's jobs taken.
+      g_taken := '{}';
+      r_taken := '{}';
+      found_ids := '{}';
+      found_rounds := '{}';
+      -- (The keys are computed in the query, where the SQL function is inlined.)
+      FOR job IN
+        SELECT j.id,
                CASE WHEN g_parted THEN oban_rust_partition(j.worker, j.args, g_spec) ELSE '' END AS g_key,
                CASE WHEN r_parted THEN oban_rust_partition(j.worker, j.args, r_spec) ELSE '' END AS r_key
         FROM oban_jobs j
         WHERE j.state = 'available' AND j.queue = fetch_queue
         ORDER BY j.priority, j.scheduled_at, j.id
-      ) w
-      WHERE NOT EXISTS (SELECT 1 FROM g_full g WHERE g.key = w.g_key AND g.used >= g_allowed)
-        AND NOT EXISTS (SELECT 1 FROM r_full r WHERE r.key = w.r_key AND r.used >= r_allowed)
-      LIMIT walk
-    ), ranked AS (
-      SELECT o.*,
-             row_number() OVER (PARTITION BY o.g_key ORDER BY o.priority, o.scheduled_at, o.id) AS g_rank,
-             row_number() OVER (PARTITION BY o.r_key ORDER BY o.priority, o.scheduled_at, o.id) AS r_rank
-      FROM candidates o
-    ), chosen AS (
-      SELECT k.id FROM ranked k
-      LEFT JOIN g_full g ON g.key = k.g_key
-      LEFT JOIN r_full r ON r.key = k.r_key
-      WHERE (NOT g_parted OR k.g_rank <= g_allowed - coalesce(g.used, 0))
-        AND (NOT r_parted OR k.r_rank <= r_allowed - coalesce(r.used, 0))
-      ORDER BY greatest(CASE WHEN g_parted THEN k.g_rank ELSE 0 END,
-                        CASE WHEN r_parted THEN k.r_rank ELSE 0 END),
-               k.priority, k.scheduled_at, k.id
-      LIMIT room
-    )
-    SELECT array_agg(l.id) INTO picked FROM (
-      SELECT j.id FROM oban_jobs j
-      WHERE j.id IN (SELECT c.id FROM chosen c) AND j.state = 'available'
-      FOR UPDATE OF j SKIP LOCKED
-    ) l;
-    IF picked IS NULL THEN
-      RETURN;
-    END IF;
-    -- A picked job with no attempt left is discarded instead, as oban_fetch_available does.
-    UPDATE oban_jobs j
-    SET state = 'discarded',
-        discarded_at = timezone('UTC', now()),
-        errors = j.errors || jsonb_build_object(
-          'at', to_char(timezone('UTC', now()), 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-          'attempt', j.attempt,
-          'error', format('discarded instead of run: the job was available with all of its '
-                          'attempts spent (attempt %s of max_attempts %s), and running it '
-                          'would exceed max_attempts; to run it again, retry it with a '
-                          'higher max_attempts', j.attempt, j.max_attempts)),
-        uniq_key = CASE WHEN j.uniq_key IS NOT NULL AND coalesce(j.meta->'uniq_states' ? 'discarded', false)
-                        THEN j.uniq_key END
-    WHERE j.id = ANY(picked) AND j.attempt >= j.max_attempts;
-    RETURN QUERY
-    WITH claimed AS (
+      LOOP
+        g_key := job.g_key;
+        r_key := job.r_key;
+        g_rank := coalesce((g_taken->>g_key)::integer, 0) + 1;
+        r_rank := coalesce((r_taken->>r_key)::integer, 0) + 1;
+        IF (NOT g_parted OR g_rank <= least(room, g_allowed - coalesce((g_used->>g_key)::integer, 0)))
+           AND (NOT r_parted OR r_rank <= least(room, r_allowed - coalesce((r_used->>r_key)::integer, 0))) THEN
+          IF g_parted THEN
+            g_taken := jsonb_set(g_taken, ARRAY[g_key], to_jsonb(g_rank));
+          END IF;
+          IF r_parted THEN
+            r_taken := jsonb_set(r_taken, ARRAY[r_key], to_jsonb(r_rank));
+          END IF;
+          found_ids := found_ids || job.id;
+          found_rounds := found_rounds || greatest(
+            CASE WHEN g_parted THEN coalesce((g_used->>g_key)::integer, 0) + g_rank ELSE 0 END,
+            CASE WHEN r_parted THEN coalesce((r_used->>r_key)::integer, 0) + r_rank ELSE 0 END);
+          EXIT WHEN cardinality(found_ids) >= walk;
+        END IF;
+      END LOOP;
+      -- Rounds, up to `room`: the least used partitions first, then in the queue's order.
+      SELECT array_agg(l.id) INTO picked FROM (
+        SELECT j.id FROM oban_jobs j
+        WHERE j.id IN (
+            SELECT f.id FROM unnest(found_ids, found_rounds) WITH ORDINALITY AS f(id, round, place)
+            ORDER BY f.round, f.place
+            LIMIT room)
+          AND j.state = 'available'
+        FOR UPDATE OF j SKIP LOCKED
+      ) l;
+      IF picked IS NULL THEN
+        RETURN;
+      END IF;
+      -- A picked job with no attempt left is discarded instead, as oban_fetch_available does.
       UPDATE oban_jobs j
-      SET state = 'executing',
-          attempt = j.attempt + 1,
-          attempted_at = timezone('UTC', now()),
-          attempted_by = fetched_by,
-          uniq_key = CASE WHEN j.uniq_key IS NOT NULL AND coalesce(j.meta->'uniq_states' ? 'executing', false)
+      SET state = 'discarded',
+          discarded_at = timezone('UTC', now()),
+          errors = j.errors || jsonb_build_object(
+            'at', to_char(timezone('UTC', now()), 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+            'attempt', j.attempt,
+            'error', format('discarded instead of run: the job was available with all of its '
+                            'attempts spent (attempt %s of max_attempts %s), and running it '
+                            'would exceed max_attempts; to run it again, retry it with a '
+                            'higher max_attempts', j.attempt, j.max_attempts)),
+          uniq_key = CASE WHEN j.uniq_key IS NOT NULL AND coalesce(j.meta->'uniq_states' ? 'discarded', false)
                           THEN j.uniq_key END
-      WHERE j.id = ANY(picked) AND j.attempt < j.max_attempts
-      RETURNING j.*
-    ), counted AS (
-      INSERT INTO oban_rust_rate_buckets AS b (queue, partition, bucket_ms, starts)
-      SELECT fetch_queue, oban_rust_partition(c.worker, c.args, r_spec), now_ms - now_ms % width_ms, count(*)
-      FROM claimed c
-      WHERE r_allowed IS NOT NULL
-      GROUP BY 2
-      ON CONFLICT (queue, partition, bucket_ms) DO UPDATE SET starts = b.starts + excluded.starts
-    )
-    SELECT * FROM claimed;
+      WHERE j.id = ANY(picked) AND j.attempt >= j.max_attempts;
+      GET DIAGNOSTICS spent = ROW_COUNT;
+      RETURN QUERY
+      WITH claimed AS (
+        UPDATE oban_jobs j
+        SET state = 'executing',
+            attempt = j.attempt + 1,
+            attempted_at = timezone('UTC', now()),
+            attempted_by = fetched_by,
+            uniq_key = CASE WHEN j.uniq_key IS NOT NULL AND coalesce(j.meta->'uniq_states' ? 'executing', false)
+                            THEN j.uniq_key END
+        WHERE j.id = ANY(picked) AND j.attempt < j.max_attempts
+        RETURNING j.*
+      ), counted AS (
+        INSERT INTO oban_rust_rate_buckets AS b (queue, partition, bucket_ms, starts)
+        SELECT fetch_queue, oban_rust_partition(c.worker, c.args, r_spec), now_ms - now_ms % width_ms, count(*)
+        FROM claimed c
+        WHERE r_allowed IS NOT NULL
+        GROUP BY 2
+        ON CONFLICT (queue, partition, bucket_ms) DO UPDATE SET starts = b.starts + excluded.starts
+      )
+      SELECT * FROM claimed;
+      -- The next pass counts this one's claims (executing, and in the buckets) as used.
+      room := room - (cardinality(picked) - spent);
+      EXIT WHEN spent = 0 OR room <= 0;
+    END LOOP;
   ELSE
     RETURN QUERY
     WITH claimed AS (

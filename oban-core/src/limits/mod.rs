@@ -28,11 +28,16 @@
 //! # Partitions and fairness
 //! With a [`Partition`], each partition (each worker, or each value of the chosen args keys) has
 //! the whole limit of its own. A fetch walks the queue's available jobs in their usual order
-//! (priority, scheduled time, id), passing over the jobs of partitions that are full, and takes
-//! from the partitions it found in rounds: each partition's first job, then each one's second,
-//! and so on. So a partition with a huge backlog at the head of the queue gets its limit and no
-//! more, and the partitions behind it get theirs on the same fetch: the cost of passing over a
-//! full partition's backlog is the walk (about a millisecond per few thousand jobs).
+//! (priority, scheduled time, id), each partition taking as many jobs as it has room for (at
+//! most the fetch's demand) and passing over the rest, and takes from the partitions it found in
+//! rounds, the least used first: a job's round is what its partition already uses (jobs running
+//! for a global limit, starts in the window for a rate limit) plus its rank among the
+//! partition's jobs found, ties in the queue's order. So a partition with a huge backlog at the
+//! head of the queue gets its room and no more, whether its limit fills or not, and while it
+//! runs more than the partitions behind it, they come first: the cost of passing over a
+//! backlog is the walk, which reads every job it passes over (on PostgreSQL, about 30 µs a job
+//! on a 2-core machine: 150 ms for a claim that passes over 5,000). A spent job the walk finds
+//! (no attempt left) is discarded, not run, and the fetch goes on for the room it took.
 //!
 //! # Example
 //! ```no_run

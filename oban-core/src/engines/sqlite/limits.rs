@@ -75,33 +75,46 @@ pub(super) async fn fetch_limited(
             .rate
             .as_ref()
             .is_some_and(|r| r.partition.is_partitioned());
-    let jobs = if partitioned {
-        claim_partitioned(engine, queue, room, attempted_by, at, &limits).await?
-    } else {
-        claim_head(engine, queue, room, attempted_by, at).await?
+    let count = async |jobs: &[Job]| match &limits.rate {
+        Some(rate) => {
+            count_starts(
+                engine,
+                queue,
+                jobs,
+                &rate.partition,
+                bucket_of(now_ms, rate),
+            )
+            .await
+        }
+        None => Ok(()),
     };
-    if let Some(rate) = &limits.rate {
-        count_starts(
-            engine,
-            queue,
-            &jobs,
-            &rate.partition,
-            bucket_of(now_ms, rate),
-        )
-        .await?;
+    if !partitioned {
+        let jobs = claim_head(engine, queue, room, attempted_by, at).await?;
+        count(&jobs).await?;
+        return Ok(jobs);
     }
+    // Repeated while a pass discarded spent jobs: they took room the jobs behind them may use,
+    // and a short claim tells the producer that the queue is empty.
+    let mut jobs = Vec::new();
+    let mut room = room;
+    loop {
+        let (claimed, spent) =
+            claim_partitioned(engine, queue, room, attempted_by, at, &limits).await?;
+        // Counted before the next pass reads the buckets.
+        count(&claimed).await?;
+        room = room.saturating_sub(u32::try_from(claimed.len()).unwrap_or(u32::MAX));
+        jobs.extend(claimed);
+        if spent == 0 || room == 0 {
+            break;
+        }
+    }
+    jobs.sort_by_key(|job| (job.priority, job.scheduled_at, job.id));
     Ok(jobs)
 }
 
-/// A job of the walk.
-struct Candidate {
-    id: i64,
-    global: String,
-    rate: String,
-}
-
-/// The partitioned claim: the walk passes over the jobs of full partitions, and partitions take
-/// what they have room for in rounds.
+/// The partitioned claim: the walk takes from each partition the jobs it has room for (at most
+/// `room`) and passes over the rest, and partitions give theirs in rounds. Returns the claimed
+/// jobs and how many spent jobs it discarded instead.
 async fn claim_partitioned(
     engine: &SqliteEngine,
     queue: &str,
@@ -109,7 +122,7 @@ async fn claim_partitioned(
     attempted_by: &[String],
     at: NaiveDateTime,
     limits: &Limits,
-) -> Result<Vec<Job>> {
+) -> Result<(Vec<Job>, u64)> {
     const PAGE: &str = "SELECT id, worker, args, priority, scheduled_at FROM oban_jobs
          WHERE state = 'available' AND queue = ?1 AND (priority, scheduled_at, id) > (?2, ?3, ?4)
          ORDER BY priority, scheduled_at, id LIMIT ?5";
@@ -129,11 +142,17 @@ async fn claim_partitioned(
         Some(_) => started(engine, queue).await?,
         None => HashMap::new(),
     };
+    // What a partition may still take: its room under the limit, and at most `room`.
     let room_of = |used: &HashMap<String, i64>, key: &str, allowed: u32| {
-        i64::from(allowed) - used.get(key).copied().unwrap_or(0)
+        (i64::from(allowed) - used.get(key).copied().unwrap_or(0)).min(i64::from(room))
     };
     let walk = (room as usize * 8).max(200);
-    let mut candidates: Vec<Candidate> = Vec::new();
+    // (round, order, id): a job's round is what its partition(s) already use (jobs running,
+    // starts in the window) plus its rank among the partition's jobs taken, so the least used
+    // partitions come first, ties in the queue's order.
+    let mut chosen: Vec<(i64, usize, i64)> = Vec::new();
+    let mut global_taken: HashMap<String, i64> = HashMap::new();
+    let mut rate_taken: HashMap<String, i64> = HashMap::new();
     let mut after: (i64, String, i64) = (i64::MIN, String::new(), i64::MIN);
     'walk: loop {
         let rows = sqlx::query(PAGE)
@@ -156,15 +175,24 @@ async fn claim_partitioned(
             let rate_key = rate
                 .map(|r| r.partition.key(&worker, &args))
                 .unwrap_or_default();
-            let full = global.is_some_and(|g| room_of(&global_used, &global_key, g.allowed) <= 0)
-                || rate.is_some_and(|r| room_of(&rate_used, &rate_key, r.allowed) <= 0);
-            if !full {
-                candidates.push(Candidate {
-                    id,
-                    global: global_key,
-                    rate: rate_key,
-                });
-                if candidates.len() >= walk {
+            let g = global_taken.get(&global_key).copied().unwrap_or(0) + 1;
+            let r = rate_taken.get(&rate_key).copied().unwrap_or(0) + 1;
+            let fits = global.is_none_or(|l| g <= room_of(&global_used, &global_key, l.allowed))
+                && rate.is_none_or(|l| r <= room_of(&rate_used, &rate_key, l.allowed));
+            if fits {
+                let used =
+                    |used: &HashMap<String, i64>, key: &str| used.get(key).copied().unwrap_or(0);
+                let round = global
+                    .map_or(0, |_| used(&global_used, &global_key) + g)
+                    .max(rate.map_or(0, |_| used(&rate_used, &rate_key) + r));
+                chosen.push((round, chosen.len(), id));
+                if global.is_some() {
+                    global_taken.insert(global_key, g);
+                }
+                if rate.is_some() {
+                    rate_taken.insert(rate_key, r);
+                }
+                if chosen.len() >= walk {
                     break 'walk;
                 }
             }
@@ -173,30 +201,13 @@ async fn claim_partitioned(
             break;
         }
     }
-    // Rounds: a job's round is its rank in its partition(s); every partition's first job comes
-    // before any partition's second.
-    let mut global_rank: HashMap<&str, i64> = HashMap::new();
-    let mut rate_rank: HashMap<&str, i64> = HashMap::new();
-    let mut chosen: Vec<(i64, usize, i64)> = Vec::new();
-    for (order, candidate) in candidates.iter().enumerate() {
-        let g = global_rank.entry(&candidate.global).or_insert(0);
-        *g += 1;
-        let r = rate_rank.entry(&candidate.rate).or_insert(0);
-        *r += 1;
-        let fits = global.is_none_or(|l| *g <= room_of(&global_used, &candidate.global, l.allowed))
-            && rate.is_none_or(|l| *r <= room_of(&rate_used, &candidate.rate, l.allowed));
-        if fits {
-            let round = global.map_or(0, |_| *g).max(rate.map_or(0, |_| *r));
-            chosen.push((round, order, candidate.id));
-        }
-    }
     chosen.sort_unstable();
     chosen.truncate(room as usize);
     if chosen.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), 0));
     }
     let ids = Value::from(chosen.iter().map(|(_, _, id)| *id).collect::<Vec<_>>()).to_string();
-    discard_spent(engine, &ids).await?;
+    let spent = discard_spent(engine, &ids).await?;
     let claim = format!(
         concat!(
             "UPDATE oban_jobs AS j
@@ -214,20 +225,20 @@ async fn claim_partitioned(
         .bind(Value::from(attempted_by).to_string())
         .fetch_all(&engine.pool)
         .await?;
-    let mut jobs = rows.iter().map(job_from_row).collect::<Result<Vec<_>>>()?;
-    jobs.sort_by_key(|job| (job.priority, job.scheduled_at, job.id));
-    Ok(jobs)
+    let jobs = rows.iter().map(job_from_row).collect::<Result<Vec<_>>>()?;
+    Ok((jobs, spent))
 }
 
-/// Discards the jobs among `ids` (a JSON array) with no attempt left, as the plain claim does.
-async fn discard_spent(engine: &SqliteEngine, ids: &str) -> Result<()> {
+/// Discards the jobs among `ids` (a JSON array) with no attempt left, as the plain claim does;
+/// returns how many.
+async fn discard_spent(engine: &SqliteEngine, ids: &str) -> Result<u64> {
     const SQL: &str =
         discard_spent_sql!("j.id IN (SELECT value FROM json_each(?3)) AND j.state = 'available'");
-    bind_discarded_at(sqlx::query(SQL))
+    let done = bind_discarded_at(sqlx::query(SQL))
         .bind(ids)
         .execute(&engine.pool)
         .await?;
-    Ok(())
+    Ok(done.rows_affected())
 }
 
 /// Executing jobs of `queue` per partition.

@@ -24,23 +24,29 @@ CREATE TABLE IF NOT EXISTS oban_rust_rate_buckets (
 );
 
 -- The partition of a job under `spec` (a stored partition, or NULL for none): '' for none, else
--- the worker and/or the JSON of the chosen args keys (all of the args without keys), joined by
--- U+001F. Only compared with itself: oban-core/src/limits/partition.rs has SQLite's form.
+-- the worker and/or the JSON array of the chosen args keys' values (all of the args without
+-- keys; at most four keys, as `Limits::check` allows), joined by U+001F. Only compared with
+-- itself: oban-core/src/limits/partition.rs has SQLite's form. One expression without a
+-- subquery, and STABLE like `jsonb_build_array`, so that the planner inlines it into the walk:
+-- called as a function it costs several times more per job passed over.
 CREATE OR REPLACE FUNCTION oban_rust_partition(worker text, args jsonb, spec jsonb)
 RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
+LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
   SELECT CASE
     WHEN spec IS NULL OR NOT (spec->'fields' ? 'worker' OR spec->'fields' ? 'args') THEN ''
     ELSE
       CASE WHEN spec->'fields' ? 'worker' THEN worker ELSE '' END
       || CASE WHEN NOT spec->'fields' ? 'args' THEN ''
-              WHEN coalesce(jsonb_array_length(spec->'keys'), 0) = 0 THEN E'\x1f' || args::text
-              WHEN jsonb_array_length(spec->'keys') = 1
-                THEN E'\x1f' || jsonb_build_array(args -> (spec->'keys'->>0))::text
-              ELSE E'\x1f' || (SELECT jsonb_agg(args -> key ORDER BY place)::text
-                               FROM jsonb_array_elements_text(spec->'keys')
-                                    WITH ORDINALITY AS keys(key, place))
+              ELSE E'\x1f' || CASE coalesce(jsonb_array_length(spec->'keys'), 0)
+                WHEN 0 THEN args
+                WHEN 1 THEN jsonb_build_array(args -> (spec->'keys'->>0))
+                WHEN 2 THEN jsonb_build_array(args -> (spec->'keys'->>0), args -> (spec->'keys'->>1))
+                WHEN 3 THEN jsonb_build_array(args -> (spec->'keys'->>0), args -> (spec->'keys'->>1),
+                                              args -> (spec->'keys'->>2))
+                ELSE jsonb_build_array(args -> (spec->'keys'->>0), args -> (spec->'keys'->>1),
+                                       args -> (spec->'keys'->>2), args -> (spec->'keys'->>3))
+              END::text
          END
   END
 $$;
@@ -51,14 +57,17 @@ $$;
 -- Under the row's lock it counts what the limits count: the queue's `executing` jobs (per
 -- partition of the global limit) and the starts in the rate window (per partition of the rate
 -- limit, from the buckets). Unpartitioned limits bound how many jobs the claim takes, which is
--- then `oban_fetch_available`'s claim. Partitioned ones take the walk: the available jobs in the
--- queue's order, each partition taking as many as it has room for (and at most `demand`) and
--- passing over the rest, until `walk` jobs are taken or the queue ends; of those, the claim
--- takes in rounds, a job's round being what its partition already uses (jobs running, or starts
--- in the window) plus its rank among the partition's jobs taken, until `demand`: the least used
--- partitions first, ties in the queue's order. So a partition with a huge backlog gets its room
--- and no more, and while it runs more than the partitions behind it, they come first. A pass that discarded spent jobs is
--- repeated for the room they took, as `oban_fetch_available` does.
+-- then `oban_fetch_available`'s claim. Partitioned ones take the walk, in passes of one statement
+-- each: the available jobs in the queue's order, each partition keeping as many as it has room
+-- for (and at most `demand`); a partition with more in a pass is saturated, and later passes,
+-- which go on where the last one stopped, pass over its jobs as they pass over those of full
+-- partitions (at the speed of a filter), until twice the demand is found, the queue ends, or no
+-- partition saturated. Of what was found, the claim takes in rounds, a job's round being what its
+-- partition already uses (jobs running, or starts in the window) plus its rank among the
+-- partition's jobs found, until `demand`: the least used partitions first, ties in the queue's
+-- order. So a partition with a huge backlog gets its room and no more, and while it runs more
+-- than the partitions behind it, they come first. A claim that discarded spent jobs is repeated
+-- for the room they took, as `oban_fetch_available` does.
 --
 -- A start is counted at the transaction's time, which is also the claimed jobs' `attempted_at`;
 -- a bucket counts while any of it lies in the window, and every bucket later than the window's
@@ -86,17 +95,19 @@ DECLARE
   walk integer;
   picked bigint[];
   spent integer;
-  g_used jsonb;
-  r_used jsonb;
-  g_taken jsonb;
-  r_taken jsonb;
-  g_key text;
-  r_key text;
-  g_rank integer;
-  r_rank integer;
   found_ids bigint[];
-  found_rounds integer[];
-  job record;
+  found_rounds bigint[];
+  pass_ids bigint[];
+  pass_rounds bigint[];
+  g_passed text[];
+  r_passed text[];
+  g_saturated text[];
+  r_saturated text[];
+  walked integer;
+  passes integer;
+  after_priority integer;
+  after_scheduled_at timestamp;
+  after_id bigint;
 BEGIN
   PERFORM set_config('synchronous_commit', 'off', true);
   SELECT l.limits INTO limits FROM oban_rust_queue_limits l WHERE l.queue = fetch_queue FOR UPDATE;
@@ -133,53 +144,84 @@ BEGIN
     -- Repeated while a pass discarded spent jobs: they took room the jobs behind them may use,
     -- and a short claim tells the producer that the queue is empty.
     LOOP
-      walk := greatest(room * 8, 200);
-      SELECT coalesce(jsonb_object_agg(f.key, f.used), '{}') INTO g_used FROM (
-        SELECT oban_rust_partition(j.worker, j.args, g_spec) AS key, count(*) AS used
-        FROM oban_jobs j
-        WHERE g_parted AND j.state = 'executing' AND j.queue = fetch_queue
-        GROUP BY 1
-      ) f;
-      SELECT coalesce(jsonb_object_agg(f.key, f.used), '{}') INTO r_used FROM (
-        SELECT b.partition AS key, sum(b.starts) AS used
-        FROM oban_rust_rate_buckets b
-        WHERE r_parted AND b.queue = fetch_queue
-        GROUP BY 1
-      ) f;
-      -- The walk: each partition takes the jobs it has room for (at most `room`), in the
-      -- queue's order, the others are passed over; a job's round is what its partition already
-      -- uses (runs, or started in the window) plus its rank among the partition's jobs taken.
-      g_taken := '{}';
-      r_taken := '{}';
+      walk := greatest(room * 2, 20);
       found_ids := '{}';
       found_rounds := '{}';
-      -- (The keys are computed in the query, where the SQL function is inlined.)
-      FOR job IN
-        SELECT j.id,
-               CASE WHEN g_parted THEN oban_rust_partition(j.worker, j.args, g_spec) ELSE '' END AS g_key,
-               CASE WHEN r_parted THEN oban_rust_partition(j.worker, j.args, r_spec) ELSE '' END AS r_key
-        FROM oban_jobs j
-        WHERE j.state = 'available' AND j.queue = fetch_queue
-        ORDER BY j.priority, j.scheduled_at, j.id
+      g_passed := '{}';
+      r_passed := '{}';
+      after_priority := NULL;
+      after_scheduled_at := NULL;
+      after_id := NULL;
+      passes := 0;
+      -- The walk, in passes of one statement each: the available jobs in the queue's order after
+      -- the last pass, passing over full partitions and those a pass saturated; in a pass each
+      -- partition keeps as many jobs as it has room for (and at most `room`); a partition with
+      -- more in the pass is saturated: later passes pass over its jobs, at the speed of a filter.
       LOOP
-        g_key := job.g_key;
-        r_key := job.r_key;
-        g_rank := coalesce((g_taken->>g_key)::integer, 0) + 1;
-        r_rank := coalesce((r_taken->>r_key)::integer, 0) + 1;
-        IF (NOT g_parted OR g_rank <= least(room, g_allowed - coalesce((g_used->>g_key)::integer, 0)))
-           AND (NOT r_parted OR r_rank <= least(room, r_allowed - coalesce((r_used->>r_key)::integer, 0))) THEN
-          IF g_parted THEN
-            g_taken := jsonb_set(g_taken, ARRAY[g_key], to_jsonb(g_rank));
-          END IF;
-          IF r_parted THEN
-            r_taken := jsonb_set(r_taken, ARRAY[r_key], to_jsonb(r_rank));
-          END IF;
-          found_ids := found_ids || job.id;
-          found_rounds := found_rounds || greatest(
-            CASE WHEN g_parted THEN coalesce((g_used->>g_key)::integer, 0) + g_rank ELSE 0 END,
-            CASE WHEN r_parted THEN coalesce((r_used->>r_key)::integer, 0) + r_rank ELSE 0 END);
-          EXIT WHEN cardinality(found_ids) >= walk;
-        END IF;
+        passes := passes + 1;
+        WITH g_use AS (
+          SELECT oban_rust_partition(j.worker, j.args, g_spec) AS key, count(*)::bigint AS used
+          FROM oban_jobs j
+          WHERE g_parted AND j.state = 'executing' AND j.queue = fetch_queue
+          GROUP BY 1
+        ), r_use AS (
+          SELECT b.partition AS key, sum(b.starts)::bigint AS used
+          FROM oban_rust_rate_buckets b
+          WHERE r_parted AND b.queue = fetch_queue
+          GROUP BY 1
+        ), stretch AS (
+          SELECT w.* FROM (
+            SELECT j.id, j.priority, j.scheduled_at,
+                   CASE WHEN g_parted THEN oban_rust_partition(j.worker, j.args, g_spec) ELSE '' END AS g_key,
+                   CASE WHEN r_parted THEN oban_rust_partition(j.worker, j.args, r_spec) ELSE '' END AS r_key
+            FROM oban_jobs j
+            WHERE j.state = 'available' AND j.queue = fetch_queue
+              AND (j.priority, j.scheduled_at, j.id) >
+                  (coalesce(after_priority, -2147483648), coalesce(after_scheduled_at, '-infinity'),
+                   coalesce(after_id, -9223372036854775808))
+            ORDER BY j.priority, j.scheduled_at, j.id
+          ) w
+          WHERE NOT (w.g_key = ANY(g_passed)) AND NOT (w.r_key = ANY(r_passed))
+            AND NOT EXISTS (SELECT 1 FROM g_use g WHERE g.key = w.g_key AND g.used >= g_allowed)
+            AND NOT EXISTS (SELECT 1 FROM r_use r WHERE r.key = w.r_key AND r.used >= r_allowed)
+          LIMIT walk
+        ), ranked AS (
+          SELECT k.*,
+                 row_number() OVER (PARTITION BY k.g_key ORDER BY k.priority, k.scheduled_at, k.id) AS g_rank,
+                 row_number() OVER (PARTITION BY k.r_key ORDER BY k.priority, k.scheduled_at, k.id) AS r_rank,
+                 least(room, g_allowed - coalesce(g.used, 0)) AS g_room,
+                 least(room, r_allowed - coalesce(r.used, 0)) AS r_room,
+                 coalesce(g.used, 0) AS g_used,
+                 coalesce(r.used, 0) AS r_used
+          FROM stretch k
+          LEFT JOIN g_use g ON g.key = k.g_key
+          LEFT JOIN r_use r ON r.key = k.r_key
+        ), judged AS (
+          SELECT k.*,
+                 (NOT g_parted OR k.g_rank <= k.g_room) AND (NOT r_parted OR k.r_rank <= k.r_room) AS fits,
+                 greatest(CASE WHEN g_parted THEN k.g_used + k.g_rank ELSE 0 END,
+                          CASE WHEN r_parted THEN k.r_used + k.r_rank ELSE 0 END) AS round
+          FROM ranked k
+        )
+        SELECT coalesce(array_agg(k.id ORDER BY k.priority, k.scheduled_at, k.id) FILTER (WHERE k.fits), '{}'),
+               coalesce(array_agg(k.round ORDER BY k.priority, k.scheduled_at, k.id) FILTER (WHERE k.fits), '{}'),
+               coalesce(array_agg(DISTINCT k.g_key) FILTER (WHERE g_parted AND k.g_rank > k.g_room), '{}'),
+               coalesce(array_agg(DISTINCT k.r_key) FILTER (WHERE r_parted AND k.r_rank > k.r_room), '{}'),
+               count(*),
+               (array_agg(k.priority ORDER BY k.priority DESC, k.scheduled_at DESC, k.id DESC))[1],
+               (array_agg(k.scheduled_at ORDER BY k.priority DESC, k.scheduled_at DESC, k.id DESC))[1],
+               (array_agg(k.id ORDER BY k.priority DESC, k.scheduled_at DESC, k.id DESC))[1]
+        INTO pass_ids, pass_rounds, g_saturated, r_saturated, walked,
+             after_priority, after_scheduled_at, after_id
+        FROM judged k;
+        found_ids := found_ids || pass_ids;
+        found_rounds := found_rounds || pass_rounds;
+        g_passed := g_passed || g_saturated;
+        r_passed := r_passed || r_saturated;
+        -- Done at the end of the queue, with enough to choose from, when no partition saturated
+        -- (the next pass would only go on where this one stopped), or after a few passes.
+        EXIT WHEN walked < walk OR cardinality(found_ids) >= walk
+          OR (cardinality(g_saturated) = 0 AND cardinality(r_saturated) = 0) OR passes >= 8;
       END LOOP;
       -- Rounds, up to `room`: the least used partitions first, then in the queue's order.
       SELECT array_agg(l.id) INTO picked FROM (

@@ -25,6 +25,10 @@ pub enum Partition {
 }
 
 impl Partition {
+    /// The most args keys a partition may name (the claim's key is one expression the database
+    /// computes for every job it passes over).
+    pub const MAX_KEYS: usize = 4;
+
     /// One partition per value of these args keys.
     ///
     /// ```
@@ -75,6 +79,13 @@ impl Partition {
             {
                 Err(Error::Config(format!(
                     "queue `{queue}`: a partition names an empty args key; name the keys, or none for all of the args"
+                )))
+            }
+            Partition::Args(keys) | Partition::WorkerArgs(keys) if keys.len() > Self::MAX_KEYS => {
+                Err(Error::Config(format!(
+                    "queue `{queue}`: a partition names {} args keys; name at most {}, or none for all of the args",
+                    keys.len(),
+                    Self::MAX_KEYS
                 )))
             }
             _ => Ok(()),

@@ -15,7 +15,8 @@ use crate::parse;
 /// The operator's command line for Oban for Rust.
 ///
 /// Reads and changes the jobs of an Oban database (PostgreSQL or SQLite) the way a node would:
-/// queue depths, failing workers, pause and scale, bulk retry, cancel, delete and replay.
+/// queue depths, failing workers, pause and scale, limits across the fleet, bulk retry, cancel,
+/// delete and replay.
 ///
 /// Exit codes: 0 done; 1 error (database, refused confirmation); 2 usage (a bad flag or value);
 /// 3 nothing matched the filter (`jobs`, `job`, `retry`, `cancel`, `delete`, `replay`, `prune`,

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use oban_core::limits::{Partition, RateLimit};
 use oban_core::JobState;
 use serde_json::Value;
 
@@ -14,7 +15,8 @@ use crate::parse;
 /// The operator's command line for Oban for Rust.
 ///
 /// Reads and changes the jobs of an Oban database (PostgreSQL or SQLite) the way a node would:
-/// queue depths, failing workers, pause and scale, bulk retry, cancel, delete and replay.
+/// queue depths, failing workers, pause and scale, limits across the fleet, bulk retry, cancel,
+/// delete and replay.
 ///
 /// Exit codes: 0 done; 1 error (database, refused confirmation); 2 usage (a bad flag or value);
 /// 3 nothing matched the filter (`jobs`, `job`, `retry`, `cancel`, `delete`, `replay`, `prune`,
@@ -56,8 +58,8 @@ pub(crate) struct Cli {
 /// One variant per command.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Per queue: jobs by state, oldest available job's age, and per node its limit, running
-    /// jobs and whether it is paused.
+    /// Per queue: jobs by state, oldest available job's age, per node its limit, running jobs
+    /// and whether it is paused, and its limits across the fleet.
     Queues,
     /// Lists jobs matching a filter, oldest (lowest id) first.
     Jobs {
@@ -97,6 +99,10 @@ pub(crate) enum Command {
         #[arg(long)]
         node: Option<String>,
     },
+    /// Queue limits across the fleet: every limited queue (or one) with what runs and what
+    /// started now; with --global, --rate, --no-global, --no-rate or --clear, changes a
+    /// queue's limits on every node (asking first).
+    Limits(LimitsArgs),
     /// Makes matching jobs available to run again (not executing, not available ones).
     Retry(Bulk),
     /// Cancels matching jobs; executing ones are cancelled on their node.
@@ -180,6 +186,54 @@ pub(crate) struct WorkflowArgs {
     /// Only count the steps the change would touch; change nothing.
     #[arg(long)]
     pub(crate) dry_run: bool,
+}
+
+/// `limits [QUEUE]`: show, or change one queue's limits. A change keeps what it does not name:
+/// `--global` replaces the global limit, `--rate` the rate limit, `--no-global` and `--no-rate`
+/// remove one, `--clear` both.
+#[derive(Debug, Args)]
+pub(crate) struct LimitsArgs {
+    /// The queue (every limited queue without it).
+    pub(crate) queue: Option<String>,
+    /// At most this many jobs of the queue running at once, on every node together (per
+    /// partition with --global-by).
+    #[arg(long, value_name = "N", requires = "queue",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) global: Option<u32>,
+    /// Split the global limit, each part with the whole limit: worker, args (all of the
+    /// args), args:KEY,KEY or worker+args:KEY.
+    #[arg(long, value_name = "PARTITION", requires = "global", value_parser = parse::partition)]
+    pub(crate) global_by: Option<Partition>,
+    /// Remove the global limit.
+    #[arg(long, requires = "queue", conflicts_with = "global")]
+    pub(crate) no_global: bool,
+    /// At most ALLOWED job starts per PERIOD, on every node together: 100/60s, 1000/1h (a
+    /// whole number of seconds from 1s to 1d).
+    #[arg(long, value_name = "ALLOWED/PERIOD", requires = "queue", value_parser = parse::rate)]
+    pub(crate) rate: Option<RateLimit>,
+    /// Split the rate limit, as --global-by.
+    #[arg(long, value_name = "PARTITION", requires = "rate", value_parser = parse::partition)]
+    pub(crate) rate_by: Option<Partition>,
+    /// Remove the rate limit.
+    #[arg(long, requires = "queue", conflicts_with = "rate")]
+    pub(crate) no_rate: bool,
+    /// Remove every limit of the queue: each node's own limit alone bounds it.
+    #[arg(long, requires = "queue",
+          conflicts_with_all = ["global", "no_global", "rate", "no_rate"])]
+    pub(crate) clear: bool,
+    /// Change without asking.
+    #[arg(long, short = 'y')]
+    pub(crate) yes: bool,
+    /// Partitions shown per limit, the fullest first.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub(crate) top: u32,
+}
+
+impl LimitsArgs {
+    /// Whether the command changes anything.
+    pub(crate) fn changes(&self) -> bool {
+        self.global.is_some() || self.no_global || self.rate.is_some() || self.no_rate || self.clear
+    }
 }
 
 /// A queue, on every node or on one.

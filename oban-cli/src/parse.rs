@@ -1,4 +1,5 @@
-//! Values as a person types them: durations (`15m`, `2h`, `7d`, `1h30m`), states, JSON objects.
+//! Values as a person types them: durations (`15m`, `2h`, `7d`, `1h30m`), states, JSON objects,
+//! queue limits (`--rate 100/60s`, `--global-by args:tenant_id`).
 //!
 //! Durations use this small parser rather than `humantime`: the units are only those an
 //! operator means without thinking (s, m, h, d, w; no months or years of approximate length,
@@ -6,6 +7,7 @@
 
 use std::time::Duration;
 
+use oban_core::limits::{Partition, RateLimit};
 use oban_core::JobState;
 use serde_json::Value;
 
@@ -83,6 +85,40 @@ pub(crate) fn json_object(text: &str) -> Result<Value, String> {
         ));
     }
     Ok(value)
+}
+
+/// How a queue limit is split (`--global-by`, `--rate-by`): `worker`, `args` (all of the args),
+/// `args:KEY,KEY` or `worker+args:KEY`, each part with the whole limit.
+pub(crate) fn partition(text: &str) -> Result<Partition, String> {
+    match text.parse::<Partition>().map_err(|err| err.to_string())? {
+        Partition::None => Err(format!(
+            "invalid partition `{text}`: name worker, args, args:KEY,KEY or worker+args:KEY (leave the flag out for the whole queue)"
+        )),
+        partition => Ok(partition),
+    }
+}
+
+/// A rate limit, `ALLOWED/PERIOD`: at least 1 start per a whole number of seconds from 1 s to a
+/// day, the period written as a duration (`100/60s`, `1000/1h`, `5/1s`).
+pub(crate) fn rate(text: &str) -> Result<RateLimit, String> {
+    let bad = |why: &str| {
+        format!("invalid rate `{text}`: {why}; write starts per period, like 100/60s or 1000/1h")
+    };
+    let (allowed, period) = text
+        .split_once('/')
+        .ok_or_else(|| bad("the `/` is missing"))?;
+    let allowed: u32 = allowed
+        .trim()
+        .parse()
+        .map_err(|_| bad("the number of starts is not a whole number"))?;
+    if allowed == 0 {
+        return Err(bad("0 starts would run nothing (pause the queue instead)"));
+    }
+    let period = duration(period).map_err(|err| bad(&err))?;
+    if period < RateLimit::MIN_PERIOD || period > RateLimit::MAX_PERIOD {
+        return Err(bad("the period must be 1s to 1d"));
+    }
+    Ok(RateLimit::new(allowed, period))
 }
 
 /// A duration as a person reads it: the two largest units (`3d 4h`, `15m 2s`, `850ms`).
@@ -186,6 +222,36 @@ mod tests {
         assert!(json_object("7")
             .expect_err("scalar")
             .contains("JSON object"));
+    }
+
+    #[test]
+    fn rates_and_partitions_as_people_write_them() {
+        let rate_of = |text| rate(text).map(|r| (r.allowed, r.period.as_secs()));
+        assert_eq!(rate_of("100/60s"), Ok((100, 60)));
+        assert_eq!(rate_of(" 5 /1m"), Ok((5, 60)));
+        assert_eq!(rate_of("1000/1d"), Ok((1000, 86_400)));
+        for (text, why) in [
+            ("100", "`/` is missing"),
+            ("x/60s", "not a whole number"),
+            ("0/60s", "pause the queue"),
+            ("10/0", "1s to 1d"),
+            ("10/2d", "1s to 1d"),
+            ("10/60", "unit is missing"),
+        ] {
+            let err = rate(text).expect_err(text);
+            assert!(err.contains(why), "{text}: {err}");
+        }
+        assert_eq!(partition("worker"), Ok(Partition::Worker));
+        assert_eq!(
+            partition("args:tenant_id,region"),
+            Ok(Partition::args(["tenant_id", "region"]))
+        );
+        assert_eq!(
+            partition("worker+args:k"),
+            Ok(Partition::WorkerArgs(vec!["k".into()]))
+        );
+        assert!(partition("none").is_err());
+        assert!(partition("tenant").expect_err("bad").contains("neither"));
     }
 
     #[test]

@@ -198,6 +198,118 @@ async fn pause_resume_and_scale_reach_the_node() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_are_listed_changed_and_cleared_on_every_node() {
+    let (pool, url) = postgres().await;
+    let running = node(&pool, "cli-node-limits").await;
+    let node_limits = async || -> Option<Value> {
+        let info = running.check_queue("default").await.ok()?;
+        let view = info.into_iter().next()?;
+        Some(serde_json::to_value(&view.limits).unwrap())
+    };
+    assert_eq!(json(&url, &["limits"], 0), json!([]));
+    assert_eq!(json(&url, &["limits", "default"], 0), Value::Null);
+
+    // Not a terminal and no --yes: refused, exit 1, nothing stored.
+    let refused = oban(&url)
+        .args(["limits", "default", "--global", "2"])
+        .write_stdin("y\n")
+        .output()
+        .expect("run");
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("--yes"), "{stderr}");
+    assert!(stderr.contains("global 2 (now: none)"), "{stderr}");
+    assert_eq!(json(&url, &["limits"], 0), json!([]));
+
+    let set = [
+        "limits",
+        "default",
+        "--global",
+        "2",
+        "--global-by",
+        "worker",
+        "--rate",
+        "100/1m",
+        "--rate-by",
+        "args:tenant_id,region",
+        "--yes",
+    ];
+    let changed = json(&url, &set, 0);
+    assert_eq!(changed["action"], "set");
+    assert_eq!(changed["before"], Value::Null);
+    assert_eq!(changed["after"]["global"]["allowed"], 2);
+    assert_eq!(changed["after"]["rate"]["period_secs"], 60);
+    assert_eq!(
+        changed["after"]["rate"]["partition"]["keys"],
+        json!(["tenant_id", "region"])
+    );
+    wait_until("the node reads the limits", LIMIT, async || {
+        node_limits()
+            .await
+            .is_some_and(|l| l["global"]["allowed"] == 2)
+    })
+    .await;
+
+    // A change keeps what it does not name.
+    let changed = json(&url, &["limits", "default", "--no-rate", "--yes"], 0);
+    assert_eq!(changed["after"]["global"]["allowed"], 2);
+    assert_eq!(changed["after"]["rate"], Value::Null);
+    wait_until("the node drops the rate", LIMIT, async || {
+        node_limits().await.is_some_and(|l| l["rate"].is_null())
+    })
+    .await;
+
+    // Usage: two of the worker's jobs running now.
+    insert(&pool, "Cli.Sleepy", "default", 3).await;
+    wait_until("two jobs running", LIMIT, async || {
+        json(&url, &["limits", "default"], 0)["usage"]["running"][0]["count"] == 2
+    })
+    .await;
+    let listed = json(&url, &["limits"], 0);
+    assert_eq!(listed[0]["queue"], "default");
+    assert_eq!(listed[0]["usage"]["running"][0]["partition"], "Cli.Sleepy");
+    let queues = json(&url, &["queues"], 0);
+    assert_eq!(queues[0]["limits"]["limits"]["global"]["allowed"], 2);
+
+    let table = oban(&url).arg("limits").output().expect("run");
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(text.contains("2 by worker"), "{text}");
+    assert!(text.contains("2 Cli.Sleepy"), "{text}");
+    let table = oban(&url).arg("queues").output().expect("run");
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(text.contains("fleet limits"), "{text}");
+    assert!(text.contains("global 2/2 by worker"), "{text}");
+
+    let unchanged = oban(&url)
+        .args([
+            "limits",
+            "default",
+            "--global",
+            "2",
+            "--global-by",
+            "worker",
+        ])
+        .output()
+        .expect("run");
+    assert_eq!(
+        unchanged.status.code(),
+        Some(0),
+        "no question when nothing changes"
+    );
+    assert!(String::from_utf8_lossy(&unchanged.stdout).contains("unchanged"));
+
+    let cleared = json(&url, &["limits", "default", "--clear", "--yes"], 0);
+    assert_eq!(cleared["action"], "clear");
+    assert_eq!(cleared["after"], Value::Null);
+    assert_eq!(json(&url, &["limits"], 0), json!([]));
+    wait_until("the node forgets the limits", LIMIT, async || {
+        node_limits().await.is_some_and(|l| l.is_null())
+    })
+    .await;
+    running.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_cancel_and_delete_count_ask_and_change() {
     let (pool, url) = postgres().await;
     let mut ids = Vec::new();

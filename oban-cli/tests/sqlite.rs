@@ -90,3 +90,42 @@ async fn read_commands_work_on_sqlite() {
     let table = oban(&url).arg("failing").output().expect("run");
     assert!(String::from_utf8_lossy(&table.stdout).contains("broken: always"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_are_set_listed_and_cleared_on_sqlite() {
+    let db = sqlite().await;
+    let url = db.url.clone();
+    let changed = json(
+        &url,
+        &[
+            "limits",
+            "mailers",
+            "--global",
+            "3",
+            "--global-by",
+            "args:tenant_id",
+            "--rate",
+            "10/30s",
+            "--yes",
+        ],
+        0,
+    );
+    assert_eq!(changed["action"], "set");
+    let listed = json(&url, &["limits"], 0);
+    assert_eq!(listed[0]["queue"], "mailers");
+    assert_eq!(
+        listed[0]["limits"]["global"]["partition"]["keys"],
+        json!(["tenant_id"])
+    );
+    assert_eq!(listed[0]["limits"]["rate"]["period_secs"], 30);
+    let text = oban(&url).arg("queues").output().expect("run");
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("global 0/3 by args:tenant_id"), "{text}");
+    assert!(text.contains("rate 0/10 per 30s"), "{text}");
+    let cleared = json(&url, &["limits", "mailers", "--clear", "--yes"], 0);
+    assert_eq!(cleared["before"]["global"]["allowed"], 3);
+    assert_eq!(
+        json(&url, &["limits", "mailers"], 0),
+        serde_json::Value::Null
+    );
+}

@@ -44,6 +44,32 @@ fn bad_filters_are_refused_before_anything_runs() {
 }
 
 #[test]
+fn bad_limits_are_refused_before_anything_runs() {
+    let db = ["--database", "postgres://nobody:secret@127.0.0.1:1/none"];
+    let cases: [(&[&str], &str); 9] = [
+        (&["limits", "q", "--global", "0"], "0 is not in 1.."),
+        (&["limits", "q", "--rate", "100"], "the `/` is missing"),
+        (&["limits", "q", "--rate", "100/60"], "the unit is missing"),
+        (&["limits", "q", "--rate", "5/2d"], "1s to 1d"),
+        (&["limits", "q", "--rate", "0/1m"], "pause the queue"),
+        (
+            &["limits", "q", "--global", "3", "--global-by", "tenant"],
+            "neither worker nor args",
+        ),
+        (&["limits", "q", "--global-by", "worker"], "--global <N>"),
+        (&["limits", "--global", "3"], "<QUEUE>"),
+        (
+            &["limits", "q", "--clear", "--rate", "5/1s"],
+            "cannot be used with",
+        ),
+    ];
+    for (args, expected) in cases {
+        let all: Vec<&str> = db.iter().chain(args).copied().collect();
+        refused(&all, expected);
+    }
+}
+
+#[test]
 fn a_database_error_exits_1_without_the_password() {
     let output = oban()
         .args([
@@ -64,7 +90,7 @@ fn help_names_every_command() {
     let text = String::from_utf8_lossy(&output.stdout);
     for command in [
         "queues", "jobs", "job", "failing", "pause", "resume", "scale", "retry", "cancel",
-        "delete", "replay", "prune", "migrate", "cron",
+        "delete", "replay", "prune", "migrate", "cron", "limits",
     ] {
         assert!(text.contains(command), "{command}: {text}");
     }

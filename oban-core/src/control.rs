@@ -158,10 +158,9 @@ impl Oban {
     /// Limits that [`Limits::check`] refuses; the database's error; a notification that could
     /// not be sent (the limits are stored then, and producers read them within a heartbeat).
     pub async fn set_queue_limits(&self, queue: &str, limits: Limits) -> Result<()> {
-        limits.check(queue)?;
         let shared = self.shared();
-        shared.engine.queue_limits_put(queue, Some(&limits)).await?;
-        self.queue_signal(Command::Limits, queue, Nodes::All).await
+        let signal = crate::limits::store::store(shared.engine.as_ref(), queue, &limits).await?;
+        shared.broadcast(signal, Nodes::All).await
     }
 
     /// `queue`'s stored limits across the fleet and what they count now (jobs running per
@@ -172,12 +171,7 @@ impl Oban {
         queue: &str,
         top: u32,
     ) -> Result<Option<(Limits, LimitsUsage)>> {
-        let engine = &self.shared().engine;
-        let Some((_, limits)) = engine.queue_limits_get(Some(queue)).await?.pop() else {
-            return Ok(None);
-        };
-        let usage = engine.queue_limits_usage(queue, &limits, top).await?;
-        Ok(Some((limits, usage)))
+        crate::limits::store::read(self.shared().engine.as_ref(), queue, top).await
     }
 
     /// Every live node's view of `queue`: limit, paused, running jobs, fleet-wide limits.

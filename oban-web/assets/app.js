@@ -23,9 +23,10 @@
   show();
 
   // Replaces each [data-live] element with its fresh copy from the same URL, unless the
-  // person is in the middle of something (a selection, a focused field).
+  // person is in the middle of something (a selection, a focused field, an opened form).
   function busy() {
     if (document.querySelector("input[name=ids]:checked")) return true;
+    if (document.querySelector("[data-live] details[open]")) return true;
     var active = document.activeElement;
     return !!(active && active.matches("input, select, textarea"));
   }

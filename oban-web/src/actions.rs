@@ -5,6 +5,10 @@
 //!
 //! - `POST /queues/{name}/pause`, `/resume` (field `node` for one node, else every node) and
 //!   `/scale` (field `limit`, optional `node`);
+//! - `POST /queues/{name}/limits` (fields `global`, `global_by`, `rate`, `period` in seconds,
+//!   `rate_by`; an empty field is no such limit; partitions as `worker`, `args:tenant_id`,
+//!   `worker+args:KEY`) replaces the queue's limits across the fleet, `/limits/clear` removes
+//!   them;
 //! - `POST /jobs/{id}/retry`, `/cancel`, `/delete`;
 //! - `POST /jobs/retry`, `/jobs/cancel`, `/jobs/delete` for the selected jobs (fields `ids`);
 //! - `POST /workflows/{id}/cancel` and `/retry` (with its sub-workflows).
@@ -16,6 +20,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Extension;
 use oban_core::admin::{Admin, JobQuery};
+use oban_core::limits::{GlobalLimit, Limits, Partition, RateLimit};
 use oban_core::JobFilter;
 
 use crate::app::App;
@@ -346,4 +351,82 @@ async fn queue(
         Ok(()) => reply::done(&ctx, fields.get("back"), "/queues", &message, None),
         Err(error) => reply::failed(&ctx, &error),
     }
+}
+
+/// `POST /queues/{name}/limits`: replaces the queue's limits across the fleet.
+pub(crate) async fn set_limits(
+    State(app): State<Arc<App>>,
+    Extension(ctx): Extension<Ctx>,
+    Extension(fields): Extension<Fields>,
+    Path(name): Path<String>,
+) -> Response {
+    let limits = match limits_of(&fields) {
+        Ok(limits) => limits,
+        Err(why) => return reply::problem(&ctx, StatusCode::BAD_REQUEST, &why),
+    };
+    if limits.is_empty() {
+        return reply::problem(
+            &ctx,
+            StatusCode::BAD_REQUEST,
+            "no limit given: fill in a global limit or a rate (or clear the limits)",
+        );
+    }
+    if let Err(error) = limits.check(&name) {
+        return reply::failed(&ctx, &error);
+    }
+    let message = format!("Set the limits of queue {name} to {limits} on every node.");
+    match app.admin().set_queue_limits(&name, limits).await {
+        Ok(()) => reply::done(&ctx, fields.get("back"), "/queues", &message, None),
+        Err(error) => reply::failed(&ctx, &error),
+    }
+}
+
+/// `POST /queues/{name}/limits/clear`: removes the queue's limits across the fleet.
+pub(crate) async fn clear_limits(
+    State(app): State<Arc<App>>,
+    Extension(ctx): Extension<Ctx>,
+    Extension(fields): Extension<Fields>,
+    Path(name): Path<String>,
+) -> Response {
+    match app.admin().clear_queue_limits(&name).await {
+        Ok(()) => reply::done(
+            &ctx,
+            fields.get("back"),
+            "/queues",
+            &format!("Removed the limits of queue {name} on every node."),
+            None,
+        ),
+        Err(error) => reply::failed(&ctx, &error),
+    }
+}
+
+/// The limits the form's fields describe; the error says which field is wrong.
+fn limits_of(fields: &Fields) -> Result<Limits, String> {
+    let field = |key: &str| fields.get(key).map(str::trim).filter(|v| !v.is_empty());
+    let number = |key: &str, what: &str| -> Result<Option<u32>, String> {
+        field(key)
+            .map(|text| match text.parse::<u32>() {
+                Ok(n) if n > 0 => Ok(n),
+                _ => Err(format!(
+                    "{what} must be a whole number of at least 1 (pause a queue to stop it)"
+                )),
+            })
+            .transpose()
+    };
+    let partition = |key: &str| -> Result<Partition, String> {
+        field(key).map_or(Ok(Partition::None), |text| {
+            text.parse::<Partition>().map_err(|error| error.to_string())
+        })
+    };
+    let mut limits = Limits::new();
+    if let Some(allowed) = number("global", "the global limit")? {
+        limits = limits.global(GlobalLimit::new(allowed).partitioned(partition("global_by")?));
+    }
+    if let Some(allowed) = number("rate", "the rate limit")? {
+        let period = number("period", "the rate limit's period (seconds)")?
+            .ok_or("a rate limit needs its period in seconds")?;
+        let rate = RateLimit::new(allowed, std::time::Duration::from_secs(u64::from(period)));
+        limits = limits.rate(rate.partitioned(partition("rate_by")?));
+    }
+    Ok(limits)
 }

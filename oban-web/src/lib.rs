@@ -9,13 +9,14 @@
 //! | route | what |
 //! | --- | --- |
 //! | `GET /` | jobs by state, the last hour's throughput and latencies, failing workers, queues |
-//! | `GET /queues` | per queue and node: limit, running, paused, depth by state, oldest waiting |
+//! | `GET /queues` | per queue and node: limit, running, paused, depth by state, oldest waiting; fleet limits and their usage |
 //! | `GET /jobs?state=&queue=&worker=&tag=&q=&since=&before=` | jobs newest first, filtered, in keyset pages |
 //! | `GET /jobs/{id}` | one job: args, meta, attempts, errors, timeline |
 //! | `GET /workflows?before=` | the most recent workflows: state, progress, steps by state, in keyset pages |
 //! | `GET /workflows/{id}` | one workflow: its graph by dependency depth, its steps (links to their jobs), sub-workflows, Mermaid text |
 //! | `GET /crons` | cron entries with their last and next runs |
 //! | `POST /queues/{name}/pause`, `/resume`, `/scale` | queue commands (field `node` for one node; `limit`) |
+//! | `POST /queues/{name}/limits`, `/limits/clear` | the queue's limits across the fleet (fields `global`, `global_by`, `rate`, `period` seconds, `rate_by`), clearing them |
 //! | `POST /jobs/{id}/retry`, `/cancel`, `/delete` | one job |
 //! | `POST /jobs/retry`, `/cancel`, `/delete` | the selected jobs (fields `ids`) |
 //! | `POST /workflows/{id}/cancel`, `/retry` | a workflow and its sub-workflows: cancel the unfinished steps; failed steps back to suspended, then released |
@@ -98,6 +99,8 @@ pub fn router(source: impl Into<Source>, config: Config) -> Router {
         .route("/queues/{name}/pause", post(actions::pause))
         .route("/queues/{name}/resume", post(actions::resume))
         .route("/queues/{name}/scale", post(actions::scale))
+        .route("/queues/{name}/limits", post(actions::set_limits))
+        .route("/queues/{name}/limits/clear", post(actions::clear_limits))
         .route("/jobs", get(pages::jobs::page))
         .route("/jobs/retry", post(actions::retry_jobs))
         .route("/jobs/cancel", post(actions::cancel_jobs))

@@ -610,6 +610,105 @@ async fn pausing_and_resuming_a_queue_reaches_its_producer() {
     started.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_limit_set_from_the_page_reaches_the_database_and_the_producer() {
+    let Some((started, _)) = open(Engine::Postgres, Access::Full).await else {
+        return;
+    };
+    let dash = &started;
+    let browser = &dash.browser;
+    let client = &browser.client;
+    let row = "tr.queue[data-queue=reports]";
+    let admin = dash.db.admin();
+    browser.open("/queues").await;
+    assert_eq!(browser.count(&format!("{row} div.limit")).await, 0);
+
+    // Opened, the form holds still: live refresh waits while it is open.
+    browser
+        .click(&format!("{row} details.limits-form summary"))
+        .await;
+    let field = async |name: &str| {
+        client
+            .find(Locator::Css(&format!(
+                "{row} form.limits input[name={name}]"
+            )))
+            .await
+            .unwrap()
+    };
+    field("global").await.send_keys("3").await.unwrap();
+    field("global_by")
+        .await
+        .send_keys("args:tenant_id")
+        .await
+        .unwrap();
+    browser
+        .click(&format!("{row} form.limits button[type=submit]"))
+        .await;
+    let question = until("the confirmation", || async move {
+        client.get_alert_text().await.ok()
+    })
+    .await;
+    assert_eq!(question, "Set the limits of queue reports on every node?");
+    client
+        .accept_alert()
+        .await
+        .expect("accept the confirmation");
+    dash.expect_flash(
+        "Set the limits of queue reports to global 3 by args:tenant_id on every node.",
+    )
+    .await;
+    let stored = admin
+        .queue_limits("reports", 5)
+        .await
+        .unwrap()
+        .expect("stored");
+    assert_eq!(stored.limits.to_string(), "global 3 by args:tenant_id");
+    let stored = &stored.limits;
+    until("the producer to read the limits", || async move {
+        let info = dash.oban.check_queue("reports").await.ok()?;
+        info.iter()
+            .any(|q| q.limits.as_ref() == Some(stored))
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        browser
+            .text(&format!("{row} div.limit[data-limit=global]"))
+            .await
+            .as_deref(),
+        Some("global 0/3 by args:tenant_id")
+    );
+
+    browser
+        .click(&format!("{row} details.limits-form summary"))
+        .await;
+    browser
+        .click(&format!(
+            "{row} form[action=\"{MOUNT}/queues/reports/limits/clear\"] button"
+        ))
+        .await;
+    until("the confirmation", || async move {
+        client.get_alert_text().await.ok()
+    })
+    .await;
+    client
+        .accept_alert()
+        .await
+        .expect("accept the confirmation");
+    dash.expect_flash("Removed the limits of queue reports on every node.")
+        .await;
+    assert!(admin.queue_limits("reports", 5).await.unwrap().is_none());
+    until("the producer to forget the limits", || async move {
+        let info = dash.oban.check_queue("reports").await.ok()?;
+        info.iter().all(|q| q.limits.is_none()).then_some(())
+    })
+    .await;
+    assert_eq!(browser.count(&format!("{row} div.limit")).await, 0);
+    let errors = browser.console_errors().await;
+    assert!(errors.is_empty(), "{errors:#?}");
+    started.stop().await;
+}
+
 /// Counts the ticks of a timer of the page's refresh period, set after the page's own timer:
 /// when it has fired `n` times, so has the page's.
 const TICKS: &str = "window.__ticks = 0; setInterval(function () { window.__ticks += 1; }, \

@@ -208,6 +208,144 @@ async fn every_page(db: Db) {
     assert_eq!(db.state(ids[6]).await, None);
 }
 
+/// The queues page shows each queue's limits across the fleet against what they count; the
+/// form sets (replaces) them, refuses what is not a limit, and clearing removes them.
+async fn queue_limits(db: Db) {
+    use oban::limits::{GlobalLimit, Limits, Partition, RateLimit};
+    use std::time::Duration;
+
+    db.insert(NewJob::new("Mailer", json!({"tenant_id": 1})).queue("mailers"))
+        .await;
+    db.insert(NewJob::new("Report", json!({})).queue("reports"))
+        .await;
+    let admin = db.admin();
+    admin
+        .set_queue_limits(
+            "mailers",
+            Limits::new()
+                .global(GlobalLimit::new(2).partitioned(Partition::args(["tenant_id"])))
+                .rate(RateLimit::new(100, Duration::from_secs(60))),
+        )
+        .await
+        .unwrap();
+    let mut browser = browser(&db);
+    let page = browser.get("/queues").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("Fleet limits"), "{}", page.body);
+    assert!(page.body.contains("global 0/2 by args:tenant_id"));
+    assert!(page.body.contains("rate 0/100 per 60s"));
+    assert!(page.body.contains("/queues/mailers/limits/clear"));
+    assert!(
+        !page.body.contains("/queues/reports/limits/clear"),
+        "nothing to clear on reports"
+    );
+    assert!(
+        page.body.contains("value=\"args:tenant_id\""),
+        "the form holds the limits"
+    );
+
+    let set = browser
+        .act(
+            "/queues/reports/limits",
+            &[
+                ("global", "3"),
+                ("global_by", "worker"),
+                ("rate", "10"),
+                ("period", "30"),
+                ("rate_by", " args:region , tenant_id "),
+                ("back", "/queues"),
+            ],
+        )
+        .await;
+    assert_eq!(set.status, StatusCode::SEE_OTHER, "{}", set.body);
+    let stored = admin.queue_limits("reports", 5).await.unwrap().unwrap();
+    assert_eq!(
+        stored.limits,
+        Limits::new()
+            .global(GlobalLimit::new(3).partitioned(Partition::Worker))
+            .rate(
+                RateLimit::new(10, Duration::from_secs(30))
+                    .partitioned(Partition::args(["region", "tenant_id"]))
+            )
+    );
+    let page = browser.get("/queues").await;
+    assert!(
+        page.body.contains("Set the limits of queue reports"),
+        "flash"
+    );
+    assert!(page.body.contains("global 0/3 by worker"));
+    assert!(page
+        .body
+        .contains("rate 0/10 per 30s by args:region,tenant_id"));
+
+    // Replacing: the rate limit goes with an empty field.
+    let set = browser
+        .act(
+            "/queues/reports/limits",
+            &[("global", "4"), ("period", "30")],
+        )
+        .await;
+    assert_eq!(set.status, StatusCode::SEE_OTHER);
+    let stored = admin.queue_limits("reports", 5).await.unwrap().unwrap();
+    assert_eq!(stored.limits, Limits::new().global(GlobalLimit::new(4)));
+
+    for (fields, why) in [
+        (vec![("global", "0")], "at least 1"),
+        (vec![("global", "x")], "whole number"),
+        (
+            vec![("global", "2"), ("global_by", "tenant")],
+            "neither worker nor args",
+        ),
+        (vec![("rate", "5")], "period"),
+        (vec![("rate", "5"), ("period", "100000")], "1 s to 1 day"),
+        (vec![("global", ""), ("rate", "")], "no limit given"),
+    ] {
+        let answer = browser.act("/queues/reports/limits", &fields).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{fields:?}");
+        assert!(answer.body.contains(why), "{fields:?}: {}", answer.body);
+    }
+    assert_eq!(
+        admin
+            .queue_limits("reports", 5)
+            .await
+            .unwrap()
+            .unwrap()
+            .limits,
+        Limits::new().global(GlobalLimit::new(4)),
+        "refused forms change nothing"
+    );
+
+    let cleared = browser.act("/queues/reports/limits/clear", &[]).await;
+    assert_eq!(cleared.status, StatusCode::SEE_OTHER);
+    assert!(admin.queue_limits("reports", 5).await.unwrap().is_none());
+    let page = browser.get("/queues").await;
+    assert!(page.body.contains("Removed the limits of queue reports"));
+
+    // As a script: JSON.
+    let mut script = browser.with_header("accept", "application/json");
+    let csrf = script.get("/queues").await.csrf();
+    let answer = script
+        .post(
+            "/queues/mailers/limits",
+            &[("_csrf", &csrf), ("rate", "7"), ("period", "60")],
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let reply: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
+    assert_eq!(reply["ok"], true);
+    assert!(reply["message"].as_str().unwrap().contains("rate 7/60s"));
+}
+
+#[tokio::test]
+async fn queue_limits_on_postgres() {
+    queue_limits(common::postgres().await).await;
+}
+
+#[tokio::test]
+async fn queue_limits_on_sqlite() {
+    queue_limits(common::sqlite().await).await;
+}
+
 #[tokio::test]
 async fn every_page_on_postgres() {
     every_page(common::postgres().await).await;

@@ -51,6 +51,11 @@ fn actions(id: i64) -> Vec<(String, Vec<(&'static str, String)>)> {
         ("/queues/mailers/pause".into(), vec![]),
         ("/queues/mailers/resume".into(), vec![]),
         ("/queues/mailers/scale".into(), vec![("limit", "3".into())]),
+        (
+            "/queues/mailers/limits".into(),
+            vec![("global", "3".into())],
+        ),
+        ("/queues/mailers/limits/clear".into(), vec![]),
         ("/workflows/wf-sec/retry".into(), vec![]),
         ("/workflows/wf-sec/cancel".into(), vec![]),
     ]
@@ -98,6 +103,14 @@ async fn anonymous_and_read_only_users_get_403_for_every_action_by_form_and_forg
         Some("discarded"),
         "nothing changed"
     );
+    assert!(
+        db.admin()
+            .queue_limits("mailers", 1)
+            .await
+            .unwrap()
+            .is_none(),
+        "no limits set"
+    );
 }
 
 #[tokio::test]
@@ -137,6 +150,18 @@ async fn an_action_without_a_valid_csrf_token_is_refused() {
 
     let wrong = browser.post(&path, &[("_csrf", &"0".repeat(64))]).await;
     assert_eq!(wrong.status, StatusCode::FORBIDDEN);
+
+    // The limits form alike: full access without the token changes nothing.
+    for limits in ["/queues/mailers/limits", "/queues/mailers/limits/clear"] {
+        let refused = browser.post(limits, &[("global", "3")]).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{limits}");
+    }
+    assert!(db
+        .admin()
+        .queue_limits("mailers", 1)
+        .await
+        .unwrap()
+        .is_none());
 
     // Another browser's token does not fit this browser's cookie.
     let mut other = Client::new(dashboard(&db, Access::Full));

@@ -5,6 +5,7 @@ mod control;
 mod cron;
 mod failing;
 mod jobs;
+mod limits;
 mod migrate;
 mod queues;
 mod web;
@@ -38,6 +39,7 @@ pub(crate) async fn run(cli: Cli) -> Result<Status> {
         Command::Scale { queue, limit, node } => {
             control::scale(&admin, out, &queue, limit, node.as_deref()).await
         }
+        Command::Limits(args) => limits::run(&admin, out, &args).await,
         Command::Retry(_)
         | Command::Cancel(_)
         | Command::Delete(_)

@@ -1,5 +1,7 @@
-//! `queues`: per queue, jobs by state, the oldest available job's age, and per node its limit,
-//! running jobs and whether it is paused (from the producers' heartbeats).
+//! `queues`: per queue, jobs by state, the oldest available job's age, per node its limit,
+//! running jobs and whether it is paused (from the producers' heartbeats), and its limits across
+//! the fleet against what they count now (`global 3/10 by args:tenant_id`, `rate 57/100 per
+//! 60s`; details in `oban limits`).
 //!
 //! `--json` prints an array of `oban_core::admin::QueueOverview`:
 //!
@@ -9,10 +11,12 @@
 //!   "oldest_available_secs": 12.5,
 //!   "nodes": [{"node": "web-1", "producer": "<uuid>", "limit": 10, "running": 4,
 //!              "paused": false, "started_at": "2026-12-04T03:00:00Z",
-//!              "last_heartbeat_at": "2026-12-04T03:22:18Z", "heartbeat_age_secs": 0.8}]}]
+//!              "last_heartbeat_at": "2026-12-04T03:22:18Z", "heartbeat_age_secs": 0.8}],
+//!   "limits": null}]
 //! ```
 //!
-//! `exact` is false where a count is PostgreSQL's planner estimate (above 100,000 rows).
+//! `exact` is false where a count is PostgreSQL's planner estimate (above 100,000 rows);
+//! `limits` is an `oban_core::admin::QueueLimits` (see `limits.rs`) for a queue with limits.
 
 use comfy_table::{Cell, CellAlignment, Color};
 use oban_core::admin::{Admin, QueueOverview};
@@ -49,6 +53,7 @@ pub(crate) async fn run(admin: &Admin, out: Output) -> Result<Status> {
     headers.extend([
         "oldest available".to_owned(),
         "nodes (running/limit)".to_owned(),
+        "fleet limits".to_owned(),
     ]);
     let mut table = out.table(headers);
     for queue in &queues {
@@ -106,5 +111,21 @@ fn row(out: Output, queue: &QueueOverview) -> Vec<Cell> {
     } else {
         nodes.join("\n")
     }));
+    // `global 3/10 by args:tenant_id` on one line, the rate on the next.
+    cells.push(Cell::new(queue.limits.as_ref().map_or_else(
+        || "-".to_owned(),
+        |limited| {
+            [
+                limited
+                    .global_summary()
+                    .map(|text| format!("global {text}")),
+                limited.rate_summary().map(|text| format!("rate {text}")),
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join("\n")
+        },
+    )));
     cells
 }

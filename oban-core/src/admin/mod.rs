@@ -10,6 +10,8 @@
 //!   [`Admin::count`], here);
 //! - the top failing workers and their most frequent errors ([`Admin::failing`], `failing.rs`);
 //! - pausing, resuming and scaling queues on every node or one ([`Admin::pause`], `queues.rs`);
+//! - queue limits across the fleet with what they count now, setting and clearing them
+//!   ([`Admin::limits`], [`Admin::set_queue_limits`], `limits.rs`);
 //! - retry, cancel, delete and replay in keyset batches with progress, and prune
 //!   ([`Admin::retry`], `bulk.rs`);
 //! - the schema's migrations ([`Admin::migration_status`], `schema.rs`) and the cron entries
@@ -79,6 +81,7 @@
 mod bulk;
 mod cron;
 mod failing;
+mod limits;
 mod queues;
 mod schema;
 mod workflow;
@@ -97,6 +100,7 @@ use crate::prefix::Prefix;
 
 pub use cron::CronSummary;
 pub use failing::{ErrorCount, FailingWorker};
+pub use limits::QueueLimits;
 pub use queues::{NodeQueue, QueueOverview, StateTally};
 pub use schema::{MigrationStatus, MigrationStep};
 pub use workflow::{

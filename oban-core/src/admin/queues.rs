@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{opt_secs, secs, Admin};
+use super::{opt_secs, secs, Admin, QueueLimits};
 use crate::engine::{Channel, Command, Signal};
 use crate::error::{Error, Result};
 use crate::job::JobState;
@@ -18,11 +18,15 @@ use crate::job::JobState;
 /// [`Engine::job_count_depths`](crate::engine::Engine::job_count_depths)).
 const EXACT_UP_TO: u64 = 100_000;
 
+/// How many partitions' counts the overview reads per limited queue (the fullest first).
+const OVERVIEW_TOP: u32 = 3;
+
 /// One queue: its jobs by state, how long its oldest available job has waited, and the nodes
 /// running it.
 ///
 /// JSON: `{"queue": "mailers", "total": 12, "states": [{"state": "available", "count": 10,
-/// "exact": true}, ..], "oldest_available_secs": 3.5, "nodes": [..]}`.
+/// "exact": true}, ..], "oldest_available_secs": 3.5, "nodes": [..], "limits": null}` (`limits`
+/// a [`QueueLimits`] when the queue has limits across the fleet).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct QueueOverview {
@@ -40,6 +44,9 @@ pub struct QueueOverview {
     /// recorded them (a node that stopped without cleaning up stays until the leader forgets
     /// it; see [`NodeQueue::heartbeat_age`]).
     pub nodes: Vec<NodeQueue>,
+    /// The queue's limits across the fleet and what they count now (at most three partitions
+    /// each, the fullest first); `None` (`null`) when it has none.
+    pub limits: Option<QueueLimits>,
 }
 
 impl QueueOverview {
@@ -92,10 +99,12 @@ pub struct NodeQueue {
 }
 
 impl Admin {
-    /// Every queue that holds jobs or has a producer: jobs by state
+    /// Every queue that holds jobs, has a producer or has limits: jobs by state
     /// ([`Engine::job_count_depths`](crate::engine::Engine::job_count_depths), exact up to
-    /// 100,000 per state), the age of the oldest available job, and per node the limit, running
-    /// jobs and paused flag of its producer (from the heartbeats), sorted by queue name.
+    /// 100,000 per state), the age of the oldest available job, per node the limit, running
+    /// jobs and paused flag of its producer (from the heartbeats), and the queue's limits across
+    /// the fleet with what they count (see [`Admin::limits`]: one read of every queue's limits,
+    /// then one count per limited queue), sorted by queue name.
     pub async fn queues(&self) -> Result<Vec<QueueOverview>> {
         self.queues_counting(EXACT_UP_TO).await
     }
@@ -125,6 +134,7 @@ impl Admin {
                     states: Vec::new(),
                     oldest_available: None,
                     nodes: Vec::new(),
+                    limits: None,
                 })
                 .queue
                 .clone()
@@ -168,6 +178,10 @@ impl Admin {
                     last_heartbeat_at: producer.updated_at,
                     heartbeat_age: (now - producer.updated_at).to_std().unwrap_or_default(),
                 });
+        }
+        for limited in self.limits(OVERVIEW_TOP).await? {
+            let name = entry(&mut queues, &limited.queue);
+            queues.get_mut(&name).expect("just inserted").limits = Some(limited);
         }
         let mut queues: Vec<QueueOverview> = queues.into_values().collect();
         for queue in &mut queues {

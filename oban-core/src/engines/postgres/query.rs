@@ -167,21 +167,32 @@ pub(super) async fn count(pool: &PgPool, prefix: Prefix, filter: &JobFilter) -> 
     Ok(count.max(0) as u64)
 }
 
-/// See [`Engine::job_retry_many`](crate::engine::Engine::job_retry_many).
+/// See [`Engine::job_retry_many`](crate::engine::Engine::job_retry_many). A sequenced job goes
+/// back in line (`suspended`), and its sequence's release starts it when nothing holds the
+/// sequence ([`crate::sequence`]).
 pub(super) async fn retry_many(pool: &PgPool, prefix: Prefix, filter: &JobFilter) -> Result<u64> {
     const SQL: &str = concat!(
-        "UPDATE oban_jobs j SET state = 'available', scheduled_at = timezone('UTC', now()),
+        "UPDATE oban_jobs j SET
+           state = CASE WHEN j.meta ? 'sequence' THEN 'suspended' ELSE 'available' END::oban_job_state,
+           scheduled_at = timezone('UTC', now()),
            max_attempts = greatest(j.max_attempts, j.attempt + 1),
            completed_at = NULL, discarded_at = NULL, cancelled_at = NULL, ",
-        keep_uniq_key!("'available'"),
+        keep_uniq_key!("CASE WHEN j.meta ? 'sequence' THEN 'suspended' ELSE 'available' END"),
         " WHERE ",
         filter_sql!(),
-        " AND j.state NOT IN ('executing', 'available')"
+        " AND j.state NOT IN ('executing', 'available')
+         RETURNING j.meta->>'sequence'"
     );
-    let result = bind_filter(sqlx::query(qualify(prefix, SQL)), filter)
-        .execute(pool)
+    let sequences: Vec<Option<String>> = bind_filter(sqlx::query(qualify(prefix, SQL)), filter)
+        .try_map(|row: PgRow| row.try_get(0))
+        .fetch_all(pool)
         .await?;
-    Ok(result.rows_affected())
+    let retried = sequences.len() as u64;
+    let sequences: Vec<String> = sequences.into_iter().flatten().collect();
+    if !sequences.is_empty() {
+        super::sequence::release(pool, prefix, &sequences).await?;
+    }
+    Ok(retried)
 }
 
 /// See [`Engine::job_cancel_many`](crate::engine::Engine::job_cancel_many).

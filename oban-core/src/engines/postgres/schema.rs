@@ -52,6 +52,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "workflow indexes",
         include_str!("../../../../migrations/postgres/008_workflow_indexes.sql"),
     ),
+    (
+        10,
+        "sequence indexes",
+        include_str!("../../../../migrations/postgres/010_sequences.sql"),
+    ),
 ];
 
 /// Arbitrary but fixed key of the advisory lock that serialises migrations.

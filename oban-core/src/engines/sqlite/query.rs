@@ -184,18 +184,31 @@ pub(super) async fn retry_many(engine: &SqliteEngine, filter: &JobFilter) -> Res
                 if jobs.is_empty() {
                     return Ok(0);
                 }
+                // A sequenced job goes back in line; its sequence's release starts it when
+                // nothing holds the sequence (crate::sequence).
                 let result = sqlx::query(concat!(
-                    "UPDATE oban_jobs AS j SET state = 'available', scheduled_at = ?2,
+                    "UPDATE oban_jobs AS j SET
+                   state = CASE WHEN json_extract(j.meta, '$.sequence') IS NOT NULL
+                                THEN 'suspended' ELSE 'available' END,
+                   scheduled_at = ?2,
                    max_attempts = max(j.max_attempts, j.attempt + 1),
                    completed_at = NULL, discarded_at = NULL, cancelled_at = NULL, ",
-                    keep_uniq_key!("'available'"),
-                    " WHERE j.id IN (SELECT value FROM json_each(?1))"
+                    keep_uniq_key!(
+                        "CASE WHEN json_extract(j.meta, '$.sequence') IS NOT NULL THEN 'suspended' ELSE 'available' END"
+                    ),
+                    " WHERE j.id IN (SELECT value FROM json_each(?1))
+                     RETURNING json_extract(meta, '$.sequence')"
                 ))
                 .bind(ids_json(&jobs))
                 .bind(ts(now()))
-                .execute(&mut *conn)
+                .fetch_all(&mut *conn)
                 .await?;
-                Ok(result.rows_affected())
+                let mut sequences: Vec<String> = Vec::new();
+                for row in &result {
+                    sequences.extend(row.try_get::<Option<String>, _>(0)?);
+                }
+                super::sequence::release_locked(conn, &sequences).await?;
+                Ok(result.len() as u64)
             })
         })
         .await

@@ -27,6 +27,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "workflow indexes",
         include_str!("../../../../migrations/sqlite/003_workflow_indexes.sql"),
     ),
+    (
+        5,
+        "sequence indexes",
+        include_str!("../../../../migrations/sqlite/005_sequences.sql"),
+    ),
 ];
 
 impl<'a> MigrateTarget<'a> for &'a SqlitePool {

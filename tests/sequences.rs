@@ -447,8 +447,91 @@ async fn a_discarded_job_holds_under_hold_until_retried_on_sqlite() {
     a_discarded_job_holds_under_hold_until_retried(Kind::Sqlite).await;
 }
 
-/// A holder deleted by an operator (no ack): the leader's pass starts the next.
-async fn a_deleted_holder_is_released_by_the_leader_pass(kind: Kind) {
+/// A holder deleted or cancelled (not running) by an operator lets the next job start at once.
+async fn a_deleted_or_cancelled_holder_releases_its_sequence_at_once(kind: Kind) {
+    let db = Db::new(kind).await;
+    let run = run_id();
+    let jobs = db
+        .insert_via_pool(
+            (0..3)
+                .map(|n| Step::new(run, 6, n, 0).build().unwrap())
+                .collect(),
+        )
+        .await;
+    let admin = admin(&db).await;
+    admin
+        .delete(&JobQuery::new(JobFilter::id(jobs[0].id)), 10, &mut |_| {})
+        .await
+        .unwrap();
+    assert_eq!(db.job(jobs[1].id).await.state, JobState::Available);
+    assert_eq!(db.job(jobs[2].id).await.state, JobState::Suspended);
+    admin
+        .cancel(&JobQuery::new(JobFilter::id(jobs[1].id)), 10, &mut |_| {})
+        .await
+        .unwrap();
+    assert_eq!(db.job(jobs[2].id).await.state, JobState::Available);
+}
+
+#[tokio::test]
+async fn a_deleted_or_cancelled_holder_releases_its_sequence_at_once_on_postgres() {
+    a_deleted_or_cancelled_holder_releases_its_sequence_at_once(Kind::Postgres).await;
+}
+
+#[tokio::test]
+async fn a_deleted_or_cancelled_holder_releases_its_sequence_at_once_on_sqlite() {
+    a_deleted_or_cancelled_holder_releases_its_sequence_at_once(Kind::Sqlite).await;
+}
+
+/// A bulk retry over a queue matches the waiting jobs of a sequence (retry takes any state but
+/// executing and available): they stay waiting, in order, rather than all becoming runnable.
+async fn a_bulk_retry_leaves_the_waiting_jobs_of_a_sequence_waiting(kind: Kind) {
+    let db = Db::new(kind).await;
+    let run = run_id();
+    let jobs = db
+        .insert_via_pool(
+            (0..3)
+                .map(|n| Step::new(run, 7, n, 0).build().unwrap())
+                .collect(),
+        )
+        .await;
+    let retried = admin(&db)
+        .await
+        .retry(
+            &JobQuery::new(JobFilter::new().queue("seq")),
+            10,
+            &mut |_| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(retried, 2, "the two waiting jobs");
+    let states = [
+        db.job(jobs[0].id).await.state,
+        db.job(jobs[1].id).await.state,
+        db.job(jobs[2].id).await.state,
+    ];
+    assert_eq!(
+        states,
+        [
+            JobState::Available,
+            JobState::Suspended,
+            JobState::Suspended
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_bulk_retry_leaves_the_waiting_jobs_of_a_sequence_waiting_on_postgres() {
+    a_bulk_retry_leaves_the_waiting_jobs_of_a_sequence_waiting(Kind::Postgres).await;
+}
+
+#[tokio::test]
+async fn a_bulk_retry_leaves_the_waiting_jobs_of_a_sequence_waiting_on_sqlite() {
+    a_bulk_retry_leaves_the_waiting_jobs_of_a_sequence_waiting(Kind::Sqlite).await;
+}
+
+/// A holder finished without an ack of ours (an Elixir or Python node's ack, written here as
+/// it would write it): the leader's pass starts the next.
+async fn a_holder_finished_elsewhere_is_released_by_the_leader_pass(kind: Kind) {
     let db = Db::new(kind).await;
     let run = run_id();
     let jobs = db
@@ -458,11 +541,24 @@ async fn a_deleted_holder_is_released_by_the_leader_pass(kind: Kind) {
         ])
         .await;
     assert_eq!(jobs[1].state, JobState::Suspended);
-    admin(&db)
-        .await
-        .delete(&JobQuery::new(JobFilter::id(jobs[0].id)), 10, &mut |_| {})
-        .await
-        .unwrap();
+    const ACK: &str =
+        "UPDATE oban_jobs SET state = 'completed', completed_at = CURRENT_TIMESTAMP WHERE id = $1";
+    match kind {
+        Kind::Sqlite => {
+            sqlx::query(&ACK.replace("$1", "?1"))
+                .bind(jobs[0].id)
+                .execute(db.sqlite_pool().unwrap())
+                .await
+                .unwrap();
+        }
+        _ => {
+            sqlx::query(ACK)
+                .bind(jobs[0].id)
+                .execute(db.pg_pool().unwrap())
+                .await
+                .unwrap();
+        }
+    }
     assert_eq!(db.job(jobs[1].id).await.state, JobState::Suspended);
     // The node's leader pass (every rescue interval, 200 ms here) starts it.
     let oban = node(&db, "pass", 5).await;
@@ -472,13 +568,13 @@ async fn a_deleted_holder_is_released_by_the_leader_pass(kind: Kind) {
 }
 
 #[tokio::test]
-async fn a_deleted_holder_is_released_by_the_leader_pass_on_postgres() {
-    a_deleted_holder_is_released_by_the_leader_pass(Kind::Postgres).await;
+async fn a_holder_finished_elsewhere_is_released_by_the_leader_pass_on_postgres() {
+    a_holder_finished_elsewhere_is_released_by_the_leader_pass(Kind::Postgres).await;
 }
 
 #[tokio::test]
-async fn a_deleted_holder_is_released_by_the_leader_pass_on_sqlite() {
-    a_deleted_holder_is_released_by_the_leader_pass(Kind::Sqlite).await;
+async fn a_holder_finished_elsewhere_is_released_by_the_leader_pass_on_sqlite() {
+    a_holder_finished_elsewhere_is_released_by_the_leader_pass(Kind::Sqlite).await;
 }
 
 /// Sequenced jobs inserted in a transaction that rolls back leave nothing; in one that commits,

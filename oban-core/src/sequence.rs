@@ -10,9 +10,10 @@
 //!   batch, only the first can run at once.
 //! - **Release.** When the running job of a sequence finishes, the lowest-id `suspended` job of
 //!   it becomes `available` (`scheduled` when its time is still ahead), and its queue is woken.
-//!   The acks do this for the jobs they finish; the leader releases, every rescue interval, the
-//!   sequences whose holder ended otherwise (deleted by an operator, acked by an Elixir or
-//!   Python node, a node that stopped between its ack and the release).
+//!   The acks do this for the jobs they finish, and the operator's retry, delete and cancel (of
+//!   a job not running) for the jobs they change; the leader releases, every rescue interval,
+//!   the sequences whose holder ended otherwise (a running job cancelled, a job acked by an
+//!   Elixir or Python node, a node that stopped between its ack and the release).
 //! - **Failures** ([`OnFailure`]). A job that will run again (`retryable`, or `scheduled` by a
 //!   snooze) holds its sequence: the next job waits, so the order is kept. A job discarded or
 //!   cancelled releases its sequence by default ([`OnFailure::Release`]); with

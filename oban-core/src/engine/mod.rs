@@ -158,10 +158,12 @@ pub trait Engine: Notifier + Peer + Send + Sync + 'static {
     async fn job_retry_many(&self, filter: &JobFilter) -> Result<u64>;
 
     /// Cancels matching jobs that have not finished; returns how many, and the ids of those that
-    /// were `executing` (their nodes must stop them).
+    /// were `executing` (their nodes must stop them). The sequences of the others release their
+    /// next job ([`crate::sequence`]).
     async fn job_cancel_many(&self, filter: &JobFilter) -> Result<(u64, Vec<i64>)>;
 
-    /// Deletes matching jobs that are not executing; returns how many.
+    /// Deletes matching jobs that are not executing; returns how many. Their sequences release
+    /// their next job ([`crate::sequence`]).
     async fn job_delete_many(&self, filter: &JobFilter) -> Result<u64>;
 
     /// The ids of matching jobs greater than `after`, in id order, at most `limit`: one step of
@@ -255,8 +257,9 @@ pub trait Engine: Notifier + Peer + Send + Sync + 'static {
     /// its first `suspended` job becomes `available` (`scheduled` when its time is still
     /// ahead), and its queue is notified. Returns how many jobs started.
     ///
-    /// [`Engine::job_ack_many`] does the same for the sequenced jobs it finishes, so this is for
-    /// the sequences whose holder ended by other means (deleted or cancelled by an operator,
+    /// [`Engine::job_ack_many`] does the same for the sequenced jobs it finishes, as do the
+    /// retry, the delete and the cancel (of a job not running) of the `job_*_many` methods, so
+    /// this is for the sequences whose holder ended by other means (a running job cancelled,
     /// acked by another implementation, a lost connection).
     async fn sequence_release(&self, keys: &[String]) -> Result<u64>;
 

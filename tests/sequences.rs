@@ -791,3 +791,40 @@ async fn inline_mode_runs_sequenced_jobs_at_insert() {
     }
     assert_eq!(started(run, 9), [0, 1, 2]);
 }
+
+/// A figure, not a check: how long one sequence of 200 jobs that do nothing takes from insert to
+/// its last completion (each job waits for the previous one's ack and release), on one node and
+/// on three. `cargo test --release --test sequences -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "a figure for docs/flow_control.md"]
+async fn figure_the_time_from_one_job_of_a_sequence_to_the_next() {
+    for (kind, nodes) in [(Kind::Postgres, 1), (Kind::Postgres, 3), (Kind::Sqlite, 1)] {
+        let db = Db::new(kind).await;
+        let mut obans = Vec::new();
+        for i in 0..nodes {
+            obans.push(node(&db, &format!("figure-{i}"), 10).await);
+        }
+        let run = run_id();
+        let jobs: Vec<NewJob> = (0..200)
+            .map(|n| Step::new(run, 1, n, 0).build().unwrap())
+            .collect();
+        let began = std::time::Instant::now();
+        let inserted = oban::insert_all(&obans[0], jobs).await.unwrap();
+        let last = inserted.last().unwrap().id;
+        wait::wait_until_every(
+            "the last job completes",
+            Duration::from_secs(120),
+            Duration::from_millis(1),
+            async || db.job(last).await.state == JobState::Completed,
+        )
+        .await;
+        let elapsed = began.elapsed();
+        eprintln!(
+            "{kind:?}, {nodes} node(s): 200 jobs of one sequence in {elapsed:?}, {:?} from one to the next",
+            elapsed / 200
+        );
+        for oban in obans {
+            oban.shutdown(Duration::from_secs(5)).await;
+        }
+    }
+}

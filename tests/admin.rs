@@ -1079,6 +1079,14 @@ impl Engine for Recording {
         self.inner.workflow_waiting(after, limit).await
     }
 
+    async fn sequence_release(&self, keys: &[String]) -> oban::Result<u64> {
+        self.inner.sequence_release(keys).await
+    }
+
+    async fn sequence_waiting(&self, after: Option<&str>, limit: u32) -> oban::Result<Vec<String>> {
+        self.inner.sequence_waiting(after, limit).await
+    }
+
     async fn workflow_steps(
         &self,
         workflow_id: &str,

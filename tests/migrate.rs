@@ -34,6 +34,7 @@ async fn shape_besides_additions(pool: &PgPool) -> (Vec<String>, usize) {
                 || l.contains("oban_jobs_fetch_index")
                 || l.contains("oban_jobs_executing_index")
                 || l.contains("oban_jobs_rust_workflow_")
+                || l.contains("oban_jobs_rust_sequence_")
         });
     (kept, added.len())
 }
@@ -147,7 +148,7 @@ async fn fresh_database_gets_obans_schema_and_migrate_is_idempotent() {
             .fetch_all(&pool)
             .await
             .unwrap();
-    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     let estimate: bool =
         sqlx::query_scalar("SELECT oban_count_estimate('available', 'default') >= 0")
             .fetch_one(&pool)
@@ -174,7 +175,7 @@ async fn concurrent_migrations_from_many_nodes_all_succeed() {
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert_eq!(versions, 9);
+    assert_eq!(versions, 10);
 }
 
 async fn run_existing_job(pool: &PgPool) -> oban::Job {
@@ -209,8 +210,8 @@ async fn an_elixir_oban_schema_is_kept_and_its_jobs_run() {
         "all of oban_jobs as Elixir Oban made it is kept"
     );
     assert_eq!(
-        added, 6,
-        "only the uniq_key column, its index, the fetch, executing and two workflow indexes are added"
+        added, 8,
+        "only the uniq_key column, its index, the fetch, executing, two workflow and two sequence indexes are added"
     );
     assert!(
         enum_values(&pool).await.contains(&"suspended".to_owned()),
@@ -257,8 +258,8 @@ async fn a_python_oban_schema_is_kept_and_its_jobs_run() {
         "all of oban_jobs as the Python package made it is kept"
     );
     assert_eq!(
-        added, 6,
-        "only the uniq_key column, its index, the fetch, executing and two workflow indexes are added"
+        added, 8,
+        "only the uniq_key column, its index, the fetch, executing, two workflow and two sequence indexes are added"
     );
     assert_eq!(
         python_tables_shape(&pool).await,

@@ -24,7 +24,7 @@ use crate::error::Result;
 use crate::events::{Event, Events};
 use crate::limits::Limits;
 use crate::maintenance::leader::{LeaderConfig, Leadership};
-use crate::maintenance::{cron, leader, lifeline, pruner, reindexer, stager, workflows};
+use crate::maintenance::{cron, leader, lifeline, pruner, reindexer, sequences, stager, workflows};
 use crate::measure::{self, gauges};
 use crate::new_job::IntoNewJob;
 use crate::node::{Oban, Shared, Tasks};
@@ -678,6 +678,16 @@ impl Builder {
             Arc::clone(engine),
             Arc::clone(leadership),
             workflows::WorkflowPassConfig {
+                interval: self.rescue_interval,
+                limit: 100,
+            },
+            shared.stop.clone(),
+        )));
+        // Sequences whose holder ended without an ack of ours: as often as well.
+        tasks.push(tokio::spawn(sequences::run(
+            Arc::clone(engine),
+            Arc::clone(leadership),
+            sequences::SequencePassConfig {
                 interval: self.rescue_interval,
                 limit: 100,
             },

@@ -44,6 +44,7 @@ pub mod prometheus;
 mod queue;
 pub mod recorded;
 pub mod registry;
+pub mod sequence;
 pub mod state;
 pub mod testing;
 pub mod trace_context;
@@ -66,6 +67,7 @@ pub use new_job::{IntoNewJob, JobBuilder, NewJob};
 pub use node::Oban;
 pub use prefix::Prefix;
 pub use registry::{Registry, WorkerRegistration};
+pub use sequence::SequenceOptions;
 pub use state::{State, StateKey, StateMap};
 pub use unique::{
     ReplaceField, UniqueField, UniqueOptions, UniquePeriod, UniqueStates, UniqueTimestamp,

@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 use crate::error::{Error, Result};
 use crate::insert::JobInserter;
 use crate::job::{Job, JobState};
+use crate::sequence::OnFailure;
 use crate::unique::{ReplaceField, UniqueOptions};
 use crate::worker::Worker;
 
@@ -120,6 +121,28 @@ impl NewJob {
         self
     }
 
+    /// Puts the job in the sequence `key`: jobs with the same key run one at a time, in
+    /// insertion order, and a discarded or cancelled one holds the next as `on_failure` says
+    /// (see [`crate::sequence`]).
+    ///
+    /// ```
+    /// use oban_core::{sequence::OnFailure, NewJob};
+    /// use serde_json::json;
+    ///
+    /// let job = NewJob::new("Ledger.Post", json!({"account_id": 7}))
+    ///     .sequence("account:7", OnFailure::Hold);
+    /// assert_eq!(job.meta["sequence"], "account:7");
+    /// ```
+    pub fn sequence(mut self, key: impl Into<String>, on_failure: OnFailure) -> Self {
+        if !self.meta.is_object() {
+            self.meta = Value::Object(Map::new());
+        }
+        if let Value::Object(meta) = &mut self.meta {
+            crate::sequence::write_into(meta, key.into(), on_failure);
+        }
+        self
+    }
+
     /// Runs the job no earlier than `delay` from now.
     pub fn schedule_in(self, delay: Duration) -> Self {
         let delay = chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
@@ -165,6 +188,7 @@ impl NewJob {
                 self.worker
             ));
         }
+        crate::sequence::validate(&self.worker, &self.meta)?;
         self.refuse_nul()
     }
 
@@ -258,6 +282,9 @@ pub struct JobBuilder<W> {
     scheduled_at: Option<DateTime<Utc>>,
     unique: Option<Option<UniqueOptions>>,
     replace: Vec<(JobState, Vec<ReplaceField>)>,
+    /// `None`: the worker's sequence; `Some(None)`: none; `Some(Some(key))`: this key.
+    sequence: Option<Option<String>>,
+    sequence_on_failure: Option<OnFailure>,
     _worker: PhantomData<fn() -> W>,
 }
 
@@ -274,6 +301,8 @@ impl<W: Worker> JobBuilder<W> {
             scheduled_at: None,
             unique: None,
             replace: Vec::new(),
+            sequence: None,
+            sequence_on_failure: None,
             _worker: PhantomData,
         }
     }
@@ -294,6 +323,32 @@ impl<W: Worker> JobBuilder<W> {
     /// (e.g. `(JobState::Scheduled, &[ReplaceField::ScheduledAt])` to move a pending job).
     pub fn replace(mut self, state: JobState, fields: &[ReplaceField]) -> Self {
         self.replace.push((state, fields.to_vec()));
+        self
+    }
+
+    /// Puts this job in the sequence `key` instead of the worker's: jobs with the same key, of
+    /// any worker, run one at a time in insertion order (see [`crate::sequence`]). The failure
+    /// rule is the worker's, else [`OnFailure::Release`], unless
+    /// [`sequence_on_failure`](Self::sequence_on_failure) sets it.
+    ///
+    /// ```ignore
+    /// PostEntry::new(7, 100).sequence("account:7").insert(&oban).await?;
+    /// ```
+    pub fn sequence(mut self, key: impl Into<String>) -> Self {
+        self.sequence = Some(Some(key.into()));
+        self
+    }
+
+    /// What a discarded or cancelled job does to the jobs of its sequence behind it
+    /// ([`OnFailure::Hold`]: they wait until it is retried or deleted).
+    pub fn sequence_on_failure(mut self, on_failure: OnFailure) -> Self {
+        self.sequence_on_failure = Some(on_failure);
+        self
+    }
+
+    /// Inserts this job outside any sequence, even if the worker's jobs are sequenced.
+    pub fn not_in_sequence(mut self) -> Self {
+        self.sequence = Some(None);
         self
     }
 
@@ -360,6 +415,10 @@ impl<W: Worker> JobBuilder<W> {
             worker: W::NAME.to_owned(),
             source,
         })?;
+        let sequence_key = match self.sequence {
+            None => options.sequence.map(|s| s.key(W::NAME, &args)),
+            Some(key) => key,
+        };
         let job = NewJob {
             worker: W::NAME.to_owned(),
             queue: self.queue.unwrap_or_else(|| options.queue.to_owned()),
@@ -369,6 +428,13 @@ impl<W: Worker> JobBuilder<W> {
                 if options.recorded {
                     meta.entry(crate::recorded::RECORDED_KEY)
                         .or_insert(Value::Bool(true));
+                }
+                if let Some(key) = sequence_key {
+                    let on_failure = self
+                        .sequence_on_failure
+                        .or(options.sequence.map(|s| s.on_failure))
+                        .unwrap_or_default();
+                    crate::sequence::write_into(&mut meta, key, on_failure);
                 }
                 meta
             }),

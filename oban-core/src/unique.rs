@@ -281,7 +281,7 @@ pub(crate) fn canonical_hash(value: &Value) -> String {
 /// insertion order when any crate in the build enables its `preserve_order` feature, and the
 /// key must not change with that. The output is byte for byte what serde_json writes for a
 /// sorted map (its default), so keys stored before this function existed still match.
-fn write_canonical(value: &Value, out: &mut Vec<u8>) {
+pub(crate) fn write_canonical(value: &Value, out: &mut Vec<u8>) {
     match value {
         Value::Object(map) => {
             let mut entries: Vec<(&String, &Value)> = map.iter().collect();

@@ -40,6 +40,7 @@ use serde::Serialize;
 
 use crate::backoff::Backoff;
 use crate::job::Job;
+use crate::sequence::SequenceOptions;
 use crate::state::{State, StateKey, StateMap};
 use crate::unique::UniqueOptions;
 
@@ -109,6 +110,8 @@ pub struct WorkerOptions {
     pub backoff: Backoff,
     /// Which jobs of this worker count as duplicates (default: none do).
     pub unique: Option<UniqueOptions>,
+    /// The sequence its jobs belong to (default: none); see [`crate::sequence`].
+    pub sequence: Option<SequenceOptions>,
     /// Whether the worker records results: its jobs are inserted with `meta.recorded = true`,
     /// as Oban Pro marks them (Oban Web then says a result is still to come). `#[worker]` sets
     /// it for a fn returning `Result<T, E>` with a `T` to record.
@@ -130,6 +133,7 @@ impl WorkerOptions {
             timeout: None,
             backoff: Backoff::Default,
             unique: None,
+            sequence: None,
             recorded: false,
             record_limit: crate::recorded::DEFAULT_LIMIT,
         }
@@ -174,6 +178,20 @@ impl WorkerOptions {
     /// Makes the worker's jobs unique.
     pub const fn unique(mut self, unique: UniqueOptions) -> Self {
         self.unique = Some(unique);
+        self
+    }
+
+    /// Puts the worker's jobs in sequences: those with the same key run one at a time, in
+    /// insertion order (see [`crate::sequence`]).
+    ///
+    /// ```
+    /// use oban_core::{SequenceOptions, WorkerOptions};
+    ///
+    /// let options = WorkerOptions::new().sequence(SequenceOptions::new().keys(&["account_id"]));
+    /// assert!(options.sequence.is_some());
+    /// ```
+    pub const fn sequence(mut self, sequence: SequenceOptions) -> Self {
+        self.sequence = Some(sequence);
         self
     }
 

@@ -348,6 +348,19 @@ fn options_fn(options: &Options, records: bool) -> TokenStream {
         }
         calls.push(quote!(.unique(::oban::UniqueOptions::new() #(#unique_calls)*)));
     }
+    if let Some(sequence) = &options.sequence {
+        let keys = sequence.keys.iter().map(|(key, _)| key);
+        let on_failure = if sequence.hold {
+            quote!(Hold)
+        } else {
+            quote!(Release)
+        };
+        calls.push(quote!(.sequence(
+            ::oban::SequenceOptions::new()
+                .keys(&[#(#keys),*])
+                .on_failure(::oban::sequence::OnFailure::#on_failure)
+        )));
+    }
     if calls.is_empty() {
         return TokenStream::new();
     }

@@ -1,13 +1,15 @@
-//! Checks that need both the options and the fn: the unique `keys` must name stored arguments of
-//! the fn, and only make sense when the args (or meta) are compared.
+//! Checks that need both the options and the fn: the unique and sequence `keys` must name stored
+//! arguments of the fn, and only make sense when the args (or meta) are compared.
 
 use crate::ast::{Input, WorkerFn};
 use crate::attr::{closest, list, Options, UniqueField};
 use crate::ctxt::Ctxt;
+use proc_macro2::Span;
 
 /// Records what is wrong between `options` and `worker`, and drops the options that are.
 pub(crate) fn check(cx: &Ctxt, options: &mut Options, worker: &WorkerFn<'_>) {
     check_unique_keys(cx, options, worker);
+    check_sequence_keys(cx, options, worker);
     check_cron_args(cx, options, worker);
     check_record_limit(cx, options, worker);
 }
@@ -64,6 +66,37 @@ fn check_unique_keys(cx: &Ctxt, options: &mut Options, worker: &WorkerFn<'_>) {
         return;
     };
     let Some(keys) = &unique.keys else { return };
+    let mut ok = check_keys(cx, keys, worker, "unique");
+    if ok && !keys.is_empty() {
+        if let Some(fields) = &unique.fields {
+            if !fields.contains(&UniqueField::Args) && !fields.contains(&UniqueField::Meta) {
+                ok = false;
+                cx.error_at(
+                    keys[0].1,
+                    "unique `keys` select keys of the args or meta, but `fields` compares neither: \
+                     add `args` to `fields`",
+                );
+            }
+        }
+    }
+    if !ok {
+        options.unique = None;
+    }
+}
+
+/// Every sequence key must be a stored argument of the fn, as for unique keys.
+fn check_sequence_keys(cx: &Ctxt, options: &mut Options, worker: &WorkerFn<'_>) {
+    let Some(sequence) = &options.sequence else {
+        return;
+    };
+    if !check_keys(cx, &sequence.keys, worker, "sequence") {
+        options.sequence = None;
+    }
+}
+
+/// Whether every key of `keys` (of `what`: unique, sequence) names a stored argument of the fn;
+/// records an error for each that does not.
+fn check_keys(cx: &Ctxt, keys: &[(String, Span)], worker: &WorkerFn<'_>, what: &str) -> bool {
     // Names of the parameters, by kind; a parameter with an error of its own still counts as the
     // kind it was meant to be, so a key naming it adds no second error.
     let names = worker.item.sig.inputs.iter().filter_map(|arg| match arg {
@@ -92,7 +125,7 @@ fn check_unique_keys(cx: &Ctxt, options: &mut Options, worker: &WorkerFn<'_>) {
         let fn_name = worker.ident;
         let message = if injected.contains(key) {
             format!(
-                "`{key}` is injected when the job runs, not stored in its args: unique keys name \
+                "`{key}` is injected when the job runs, not stored in its args: {what} keys name \
                  stored arguments of `{fn_name}`{}",
                 available(&stored_refs)
             )
@@ -106,29 +139,14 @@ fn check_unique_keys(cx: &Ctxt, options: &mut Options, worker: &WorkerFn<'_>) {
                 .map(|c| format!("did you mean `{c}`? "))
                 .unwrap_or_default();
             format!(
-                "`{key}` is not an argument of `{fn_name}`: {hint}unique keys name its stored \
+                "`{key}` is not an argument of `{fn_name}`: {hint}{what} keys name its stored \
                  arguments{}",
                 available(&stored_refs)
             )
         };
         cx.error_at(*span, message);
     }
-
-    if ok && !keys.is_empty() {
-        if let Some(fields) = &unique.fields {
-            if !fields.contains(&UniqueField::Args) && !fields.contains(&UniqueField::Meta) {
-                ok = false;
-                cx.error_at(
-                    keys[0].1,
-                    "unique `keys` select keys of the args or meta, but `fields` compares neither: \
-                     add `args` to `fields`",
-                );
-            }
-        }
-    }
-    if !ok {
-        options.unique = None;
-    }
+    ok
 }
 
 /// `" (`a` or `b`)"`.

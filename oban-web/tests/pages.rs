@@ -513,3 +513,24 @@ async fn workflow_pages_on_postgres() {
 async fn workflow_pages_on_sqlite() {
     workflow_pages(common::sqlite().await).await;
 }
+
+/// A sequenced job's page names its sequence (escaped) and its failure rule.
+#[tokio::test]
+async fn a_sequenced_job_page_shows_its_sequence() {
+    let db = common::sqlite().await;
+    let id = db
+        .insert(
+            NewJob::new("PostEntry", json!({"account_id": 7}))
+                .queue("ledger")
+                .sequence("account:<7>", oban::sequence::OnFailure::Hold),
+        )
+        .await;
+    let page = browser(&db).get(&format!("/jobs/{id}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("account:&lt;7&gt;")
+            && page.body.contains("holds it when discarded or cancelled"),
+        "{}",
+        page.body
+    );
+}

@@ -171,6 +171,14 @@ pub(crate) trait InsertStatements: Send {
     /// or `None` when it changed state meanwhile.
     async fn replace(&mut self, existing: &Job, with: &Replacement<'_>) -> Result<Option<Job>>;
 
+    /// Takes the locks of these sequences (sorted, without repeats) until the transaction ends
+    /// (see [`crate::sequence`]).
+    async fn lock_sequences(&mut self, keys: &[String]) -> Result<()>;
+
+    /// With their locks held: starts the first waiting job of each of these sequences where no
+    /// job holds without waiting; returns the jobs started, with their new state.
+    async fn release_sequences(&mut self, keys: &[String]) -> Result<Vec<(i64, JobState)>>;
+
     /// Runs `rounds` over statements inside a transaction (a savepoint when the connection is
     /// already in one) and commits it.
     async fn transaction(&mut self, rounds: Rounds) -> Result<Vec<Job>>;
@@ -186,21 +194,32 @@ pub(crate) async fn insert_jobs(
         return Ok(Vec::new());
     }
     let prepared = Prepared::new(jobs)?;
-    if prepared.keys.iter().all(Option::is_none) {
-        let all = prepared.keyed(0..prepared.jobs.len());
-        let rows = statements.insert_rows(&all).await?;
-        if rows.len() != prepared.jobs.len() {
-            return Err(fewer_rows());
-        }
-        return Ok(rows
-            .into_iter()
-            .zip(prepared.jobs)
-            .map(|(row, job)| row.into_job(job))
-            .collect());
+    let sequences = crate::sequence::sequences(prepared.jobs.iter().map(|job| &job.meta));
+    if prepared.keys.iter().all(Option::is_none) && sequences.is_empty() {
+        return prepared.insert_plain(statements).await;
     }
     statements
         .transaction(Box::new(move |tx| {
-            Box::pin(async move { prepared.insert_unique(tx).await })
+            Box::pin(async move {
+                // Sequenced jobs are stored `suspended` under their sequences' locks; the
+                // release then starts the first waiting job of each sequence nothing holds.
+                tx.lock_sequences(&sequences).await?;
+                let plain = prepared.keys.iter().all(Option::is_none);
+                let mut jobs = if plain {
+                    prepared.insert_plain(tx).await?
+                } else {
+                    prepared.insert_unique(tx).await?
+                };
+                if !sequences.is_empty() {
+                    let released = tx.release_sequences(&sequences).await?;
+                    for job in &mut jobs {
+                        if let Some((_, state)) = released.iter().find(|(id, _)| *id == job.id) {
+                            job.state = *state;
+                        }
+                    }
+                }
+                Ok(jobs)
+            })
         }))
         .await
 }
@@ -233,6 +252,20 @@ impl Prepared {
             trace_context::inject(&mut job.meta);
         }
         Ok(Self { jobs, keys })
+    }
+
+    /// One insert statement for jobs without unique keys.
+    async fn insert_plain(self, statements: &mut dyn InsertStatements) -> Result<Vec<Job>> {
+        let all = self.keyed(0..self.jobs.len());
+        let rows = statements.insert_rows(&all).await?;
+        if rows.len() != self.jobs.len() {
+            return Err(fewer_rows());
+        }
+        Ok(rows
+            .into_iter()
+            .zip(self.jobs)
+            .map(|(row, job)| row.into_job(job))
+            .collect())
     }
 
     /// The rounds of a unique insert, inside the transaction.

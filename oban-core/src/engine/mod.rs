@@ -184,14 +184,17 @@ pub trait Engine: Notifier + Peer + Send + Sync + 'static {
     ) -> Result<Vec<Job>>;
 
     /// Makes matching jobs that are not executing available now, raising `max_attempts` where
-    /// spent; returns how many changed.
+    /// spent; returns how many changed. A sequenced job goes back to `suspended` instead, and its
+    /// sequence's release starts it if nothing holds the sequence ([`crate::sequence`]).
     async fn job_retry_many(&self, filter: &JobFilter) -> Result<u64>;
 
     /// Cancels matching jobs that have not finished; returns how many, and the ids of those that
-    /// were `executing` (their nodes must stop them).
+    /// were `executing` (their nodes must stop them). The sequences of the others release their
+    /// next job ([`crate::sequence`]).
     async fn job_cancel_many(&self, filter: &JobFilter) -> Result<(u64, Vec<i64>)>;
 
-    /// Deletes matching jobs that are not executing; returns how many.
+    /// Deletes matching jobs that are not executing; returns how many. Their sequences release
+    /// their next job ([`crate::sequence`]).
     async fn job_delete_many(&self, filter: &JobFilter) -> Result<u64>;
 
     /// The ids of matching jobs greater than `after`, in id order, at most `limit`: one step of
@@ -280,4 +283,18 @@ pub trait Engine: Notifier + Peer + Send + Sync + 'static {
 
     /// The steps of a workflow with these names (the newest job of each name).
     async fn workflow_steps(&self, workflow_id: &str, names: &[String]) -> Result<Vec<Job>>;
+
+    /// Starts the next job of each of these sequences ([`crate::sequence`]) that no job holds:
+    /// its first `suspended` job becomes `available` (`scheduled` when its time is still
+    /// ahead), and its queue is notified. Returns how many jobs started.
+    ///
+    /// [`Engine::job_ack_many`] does the same for the sequenced jobs it finishes, as do the
+    /// retry, the delete and the cancel (of a job not running) of the `job_*_many` methods, so
+    /// this is for the sequences whose holder ended by other means (a running job cancelled,
+    /// acked by another implementation, a lost connection).
+    async fn sequence_release(&self, keys: &[String]) -> Result<u64>;
+
+    /// The sequences that have `suspended` jobs, in key order after `after`, at most `limit`:
+    /// one page of the leader's pass over waiting sequences.
+    async fn sequence_waiting(&self, after: Option<&str>, limit: u32) -> Result<Vec<String>>;
 }

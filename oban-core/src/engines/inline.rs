@@ -588,6 +588,15 @@ impl Engine for InlineEngine {
         Ok(Vec::new())
     }
 
+    async fn sequence_release(&self, _keys: &[String]) -> Result<u64> {
+        // Jobs run at their insert, one at a time: a sequence never has a job waiting.
+        Ok(0)
+    }
+
+    async fn sequence_waiting(&self, _after: Option<&str>, _limit: u32) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
+
     async fn workflow_steps(&self, workflow_id: &str, names: &[String]) -> Result<Vec<Job>> {
         let jobs = self.jobs();
         let mut found: Vec<Job> = Vec::new();

@@ -12,6 +12,7 @@
 //!            | "derive" "(" PATH,* ")"            more derives for it, e.g. Debug, Clone
 //!            | "backoff" "=" backoff
 //!            | "unique" ( "(" unique,* ")" )?
+//!            | "sequence" ( "(" sequence,* ")" )?
 //!            | "cron" "=" ( STRING | "[" STRING,+ "]" )  five-field expressions or nicknames
 //!            | "timezone" "=" STRING              IANA name the cron expressions are read in
 //!            | "record_limit" "=" INT             1..; only on a fn returning a value to record
@@ -24,6 +25,8 @@
 //!            | "fields" "=" "[" ( "args" | "queue" | "worker" | "meta" ),+ "]"
 //!            | "states" "=" ( "successful" | "incomplete" | "scheduled" | "all" )
 //!            | "timestamp" "=" ( "inserted_at" | "scheduled_at" )
+//! sequence  := "keys" "=" "[" ( IDENT | STRING ),* "]"         stored arguments of the fn
+//!            | "on_failure" "=" ( "release" | "hold" )          as a string or a word
 //! duration  := INT (seconds) | STRING of number-unit pairs: "500ms", "30s", "5m", "1h", "1d", "1m30s"
 //! ```
 //!
@@ -32,7 +35,7 @@
 //!
 //! Each family of options has its own file: [`queue`] (`queue`, `max_attempts`, `priority`,
 //! `tags`), [`naming`] (`name`, `args`, `derive`), [`backoff`] (`backoff`, `timeout`),
-//! [`unique`] (`unique(..)`) and [`cron`] (`cron`, `timezone`); [`lit`] reads the literals they
+//! [`unique`] (`unique(..)`), [`sequence`] (`sequence(..)`) and [`cron`] (`cron`, `timezone`); [`lit`] reads the literals they
 //! share (strings, integers, durations). This file holds the model ([`Options`]), the loop that
 //! dispatches each option to its family, and the help that error messages share.
 
@@ -41,6 +44,7 @@ mod cron;
 mod lit;
 mod naming;
 mod queue;
+mod sequence;
 mod unique;
 
 #[cfg(test)]
@@ -61,9 +65,11 @@ use self::naming::{parse_args, parse_derives, parse_name};
 use self::queue::{
     parse_max_attempts, parse_priority, parse_queue, parse_record_limit, parse_tags,
 };
+use self::sequence::parse_sequence;
 use self::unique::parse_unique;
 
 pub(crate) use self::backoff::Backoff;
+pub(crate) use self::sequence::Sequence;
 pub(crate) use self::unique::{Period, Unique, UniqueField, UniqueStates, UniqueTimestamp};
 
 /// The options of one `#[worker(..)]`, each `None` when absent or invalid.
@@ -89,6 +95,8 @@ pub(crate) struct Options {
     pub(crate) backoff: Option<Backoff>,
     /// `unique(..)`.
     pub(crate) unique: Option<Unique>,
+    /// `sequence(..)`.
+    pub(crate) sequence: Option<Sequence>,
     /// `cron = ..`: the expressions, with the span of the `cron` value.
     pub(crate) cron: Vec<String>,
     /// Where the `cron` value is, for errors that involve the fn.
@@ -114,6 +122,7 @@ const OPTIONS: &[&str] = &[
     "derive",
     "backoff",
     "unique",
+    "sequence",
     "cron",
     "timezone",
     "record_limit",
@@ -144,6 +153,10 @@ impl Options {
             }
             if name == "unique" {
                 options.unique = parse_unique(cx, &meta);
+                continue;
+            }
+            if name == "sequence" {
+                options.sequence = parse_sequence(cx, &meta);
                 continue;
             }
             if name == "derive" {
@@ -259,6 +272,7 @@ pub(super) fn example(option: &str) -> &'static str {
         "fields" => "[args, queue, worker]",
         "states" => "incomplete",
         "timestamp" => "scheduled_at",
+        "on_failure" => "\"hold\"",
         _ => "..",
     }
 }

@@ -207,7 +207,7 @@ fn parse_period(cx: &Ctxt, value: &Expr) -> Option<Period> {
 }
 
 /// `keys = [a, "b"]`: names, checked against the fn's arguments later.
-fn parse_keys(cx: &Ctxt, value: &Expr) -> Option<Vec<(String, Span)>> {
+pub(super) fn parse_keys(cx: &Ctxt, value: &Expr) -> Option<Vec<(String, Span)>> {
     let Expr::Array(array) = value else {
         let hint = match value {
             Expr::Path(path) => path.path.get_ident().map(|i| format!("`keys = [{i}]`")),
@@ -244,7 +244,7 @@ fn parse_keys(cx: &Ctxt, value: &Expr) -> Option<Vec<(String, Span)>> {
             None => {
                 cx.error_spanned_by(
                     element,
-                    "a unique key is the name of an argument: `keys = [order_id]`",
+                    "a key is the name of an argument: `keys = [order_id]`",
                 );
                 ok = false;
             }

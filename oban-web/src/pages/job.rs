@@ -111,6 +111,12 @@ fn facts(ctx: &Ctx, job: &Job, now: DateTime<Utc>) -> Markup {
                     @if let Some(step) = job.meta.get("name").and_then(|n| n.as_str()) { span.muted { " · step " (step) } }
                 }
             }
+            @if let Some(sequence) = job.meta.get("sequence").and_then(|k| k.as_str()) {
+                dt { "Sequence" } dd #sequence {
+                    span.mono { (sequence) }
+                    @if job.meta.get("sequence_hold").is_some() { span.muted { " · holds it when discarded or cancelled" } }
+                }
+            }
             dt { "Attempted by" } dd.mono { @if job.attempted_by.is_empty() { span.muted { "—" } } @else { (job.attempted_by.join(" · ")) } }
             dt { "Inserted" } dd { (at(Some(job.inserted_at))) }
             dt { "Scheduled" } dd { (at(Some(job.scheduled_at))) }

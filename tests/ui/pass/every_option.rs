@@ -20,6 +20,7 @@ use oban::{worker, Backoff, UniquePeriod, Worker};
         states = incomplete,
         timestamp = scheduled_at,
     ),
+    sequence(keys = [customer], on_failure = "hold"),
 )]
 async fn send_invoice(invoice_id: i64, customer: String) -> Result<(), String> {
     let _ = (invoice_id, customer);
@@ -39,6 +40,9 @@ fn main() {
     assert_eq!(unique.period, UniquePeriod::Seconds(3600));
     assert_eq!(unique.keys, &["invoice_id"]);
     assert_eq!(unique.fields.len(), 4);
+    let sequence = options.sequence.expect("sequence");
+    assert_eq!(sequence.keys, &["customer"]);
+    assert_eq!(sequence.on_failure, oban::sequence::OnFailure::Hold);
     let job = InvoiceArgs::new(7, "ACME".to_owned());
     assert_eq!(
         job.args().clone(),

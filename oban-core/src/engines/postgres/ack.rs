@@ -7,7 +7,7 @@ use sqlx::Row;
 
 use super::prefix::qualify;
 use super::row::keep_uniq_key;
-use super::workflow;
+use super::{sequence, workflow};
 use crate::engine::{Ack, FinishedStep};
 use crate::error::{Error, Result};
 use crate::prefix::Prefix;
@@ -21,6 +21,10 @@ pub(super) async fn ack_many(pool: &PgPool, prefix: Prefix, acks: &[Ack]) -> Res
     let mut acked = ack_completed(pool, prefix, &completed).await?;
     acked.extend(ack_other(pool, prefix, &other).await?);
     let ids = acked.iter().map(|row| row.id).collect();
+    let sequences: Vec<String> = acked
+        .iter_mut()
+        .filter_map(|row| row.sequence.take())
+        .collect();
     let finished: Vec<FinishedStep> = acked.into_iter().filter_map(|row| row.step).collect();
     if !finished.is_empty() {
         // The acks are recorded whatever happens here: a step this check misses is released
@@ -29,27 +33,39 @@ pub(super) async fn ack_many(pool: &PgPool, prefix: Prefix, acks: &[Ack]) -> Res
             tracing::warn!(%error, "could not release the workflow steps waiting on acked jobs; the leader's next pass will");
         }
     }
+    if !sequences.is_empty() {
+        // The same for sequences: the leader's pass over waiting sequences
+        // (maintenance/sequences.rs) starts what this misses.
+        if let Err(error) = sequence::release(pool, prefix, &sequences).await {
+            tracing::warn!(%error, "could not start the next jobs of the sequences of acked jobs; the leader's next pass will");
+        }
+    }
     Ok(ids)
 }
 
-/// An acked row: its id, and the workflow step it finished, if it is one.
+/// An acked row: its id, the workflow step it finished, if it is one, and the sequence it
+/// ended its run in, if it is sequenced and finished.
 struct Acked {
     id: i64,
     step: Option<FinishedStep>,
+    sequence: Option<String>,
 }
 
-/// What the ack statements return after the id: the state and the workflow keys of the row.
+/// What the ack statements return after the id: the state, the workflow keys and the sequence
+/// of the row.
 macro_rules! acked_columns {
     () => {
-        "RETURNING j.id, j.state::text, j.meta->>'workflow_id', j.meta->>'sup_workflow_id', j.meta->>'name'"
+        "RETURNING j.id, j.state::text, j.meta->>'workflow_id', j.meta->>'sup_workflow_id', j.meta->>'name', j.meta->>'sequence'"
     };
 }
 
 fn acked(row: &PgRow) -> Result<Acked> {
     let state: &str = row.try_get(1)?;
+    let sequence: Option<String> = row.try_get(5)?;
     Ok(Acked {
         id: row.try_get(0)?,
         step: FinishedStep::of_row(state, row.try_get(2)?, row.try_get(3)?, row.try_get(4)?),
+        sequence: sequence.filter(|_| crate::sequence::ends_run(state)),
     })
 }
 

@@ -249,6 +249,15 @@ impl InsertStatements for Statements<'_> {
         row.as_ref().map(job_from_row).transpose()
     }
 
+    async fn lock_sequences(&mut self, keys: &[String]) -> Result<()> {
+        super::sequence::lock(self.conn, self.prefix, keys).await
+    }
+
+    async fn release_sequences(&mut self, keys: &[String]) -> Result<Vec<(i64, JobState)>> {
+        super::sequence::release_locked(self.conn, self.prefix, keys, self.notify_in_statement)
+            .await
+    }
+
     async fn transaction(&mut self, rounds: Rounds) -> Result<Vec<Job>> {
         let mut tx = self.conn.begin().await?;
         let mut statements = Statements {
@@ -320,6 +329,9 @@ async fn insert_rows(
            INSERT INTO oban_jobs AS j (state, queue, worker, args, meta, tags, priority, max_attempts, scheduled_at{key_column})
            SELECT CASE WHEN t.meta ? 'workflow_id' AND jsonb_typeof(t.meta->'deps') = 'array'
                             AND t.meta->'deps' <> '[]'::jsonb THEN 'suspended'
+                       -- a sequenced job waits; the release that follows in the same
+                       -- transaction starts the first of an idle sequence (sequence.rs)
+                       WHEN t.meta ? 'sequence' THEN 'suspended'
                        WHEN t.scheduled_at > timezone('UTC', now()) THEN 'scheduled'
                        ELSE 'available' END::oban_job_state,
                   t.queue, t.worker, t.args, t.meta, t.tags::text[], t.priority, t.max_attempts,

@@ -24,6 +24,7 @@ mod query;
 mod report;
 mod row;
 mod schema;
+mod sequence;
 mod workflow;
 mod workflow_query;
 
@@ -260,6 +261,14 @@ impl Engine for PostgresEngine {
 
     async fn workflow_waiting(&self, after: Option<&str>, limit: u32) -> Result<Vec<String>> {
         workflow::waiting(&self.pool, self.prefix, after, limit).await
+    }
+
+    async fn sequence_release(&self, keys: &[String]) -> Result<u64> {
+        sequence::release(&self.pool, self.prefix, keys).await
+    }
+
+    async fn sequence_waiting(&self, after: Option<&str>, limit: u32) -> Result<Vec<String>> {
+        sequence::waiting(&self.pool, self.prefix, after, limit).await
     }
 
     async fn workflow_steps(&self, workflow_id: &str, names: &[String]) -> Result<Vec<Job>> {

@@ -167,21 +167,32 @@ pub(super) async fn count(pool: &PgPool, prefix: Prefix, filter: &JobFilter) -> 
     Ok(count.max(0) as u64)
 }
 
-/// See [`Engine::job_retry_many`](crate::engine::Engine::job_retry_many).
+/// See [`Engine::job_retry_many`](crate::engine::Engine::job_retry_many). A sequenced job goes
+/// back in line (`suspended`), and its sequence's release starts it when nothing holds the
+/// sequence ([`crate::sequence`]).
 pub(super) async fn retry_many(pool: &PgPool, prefix: Prefix, filter: &JobFilter) -> Result<u64> {
     const SQL: &str = concat!(
-        "UPDATE oban_jobs j SET state = 'available', scheduled_at = timezone('UTC', now()),
+        "UPDATE oban_jobs j SET
+           state = CASE WHEN j.meta ? 'sequence' THEN 'suspended' ELSE 'available' END::oban_job_state,
+           scheduled_at = timezone('UTC', now()),
            max_attempts = greatest(j.max_attempts, j.attempt + 1),
            completed_at = NULL, discarded_at = NULL, cancelled_at = NULL, ",
-        keep_uniq_key!("'available'"),
+        keep_uniq_key!("CASE WHEN j.meta ? 'sequence' THEN 'suspended' ELSE 'available' END"),
         " WHERE ",
         filter_sql!(),
-        " AND j.state NOT IN ('executing', 'available')"
+        " AND j.state NOT IN ('executing', 'available')
+         RETURNING j.meta->>'sequence'"
     );
-    let result = bind_filter(sqlx::query(qualify(prefix, SQL)), filter)
-        .execute(pool)
+    let sequences: Vec<Option<String>> = bind_filter(sqlx::query(qualify(prefix, SQL)), filter)
+        .try_map(|row: PgRow| row.try_get(0))
+        .fetch_all(pool)
         .await?;
-    Ok(result.rows_affected())
+    let retried = sequences.len() as u64;
+    let sequences: Vec<String> = sequences.into_iter().flatten().collect();
+    if !sequences.is_empty() {
+        super::sequence::release(pool, prefix, &sequences).await?;
+    }
+    Ok(retried)
 }
 
 /// See [`Engine::job_cancel_many`](crate::engine::Engine::job_cancel_many).
@@ -201,13 +212,24 @@ pub(super) async fn cancel_many(
          UPDATE oban_jobs j SET state = 'cancelled', cancelled_at = timezone('UTC', now()), ",
         keep_uniq_key!("'cancelled'"),
         " FROM target WHERE j.id = target.id
-         RETURNING j.id, target.state = 'executing' AS was_executing"
+         RETURNING j.id, target.state = 'executing' AS was_executing, j.meta->>'sequence'"
     );
-    let rows: Vec<(i64, bool)> = bind_filter(sqlx::query(qualify(prefix, SQL)), filter)
-        .try_map(|row: PgRow| Ok((row.try_get(0)?, row.try_get(1)?)))
-        .fetch_all(pool)
-        .await?;
-    let executing = rows.iter().filter(|(_, e)| *e).map(|(id, _)| *id).collect();
+    let rows: Vec<(i64, bool, Option<String>)> =
+        bind_filter(sqlx::query(qualify(prefix, SQL)), filter)
+            .try_map(|row: PgRow| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
+            .fetch_all(pool)
+            .await?;
+    let executing = rows.iter().filter(|r| r.1).map(|r| r.0).collect();
+    // The next job of a sequence starts now, unless the cancelled one was running: its node
+    // stops it on the signal, and the leader's pass starts the next after (crate::sequence).
+    let sequences: Vec<String> = rows
+        .iter()
+        .filter(|r| !r.1)
+        .filter_map(|r| r.2.clone())
+        .collect();
+    if !sequences.is_empty() {
+        super::sequence::release(pool, prefix, &sequences).await?;
+    }
     Ok((rows.len() as u64, executing))
 }
 
@@ -216,12 +238,19 @@ pub(super) async fn delete_many(pool: &PgPool, prefix: Prefix, filter: &JobFilte
     const SQL: &str = concat!(
         "DELETE FROM oban_jobs j WHERE ",
         filter_sql!(),
-        " AND j.state <> 'executing'"
+        " AND j.state <> 'executing' RETURNING j.meta->>'sequence'"
     );
-    let result = bind_filter(sqlx::query(qualify(prefix, SQL)), filter)
-        .execute(pool)
+    let sequences: Vec<Option<String>> = bind_filter(sqlx::query(qualify(prefix, SQL)), filter)
+        .try_map(|row: PgRow| row.try_get(0))
+        .fetch_all(pool)
         .await?;
-    Ok(result.rows_affected())
+    let deleted = sequences.len() as u64;
+    // A deleted holder lets the next job of its sequence start (crate::sequence).
+    let sequences: Vec<String> = sequences.into_iter().flatten().collect();
+    if !sequences.is_empty() {
+        super::sequence::release(pool, prefix, &sequences).await?;
+    }
+    Ok(deleted)
 }
 
 /// Binds `$1`..`$11` of [`filter_sql!`].

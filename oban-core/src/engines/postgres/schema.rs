@@ -57,6 +57,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "queue limits",
         include_str!("../../../../migrations/postgres/009_queue_limits.sql"),
     ),
+    (
+        10,
+        "sequence indexes",
+        include_str!("../../../../migrations/postgres/010_sequences.sql"),
+    ),
 ];
 
 /// Arbitrary but fixed key of the advisory lock that serialises migrations.

@@ -5,8 +5,8 @@ use sqlx::Row;
 
 use super::insert::keep_uniq_key;
 use super::row::{now, plus, ts};
-use super::workflow;
 use super::SqliteEngine;
+use super::{sequence, workflow};
 use crate::engine::{Ack, FinishedStep};
 use crate::error::{Error, Result};
 
@@ -59,7 +59,8 @@ pub(super) async fn ack_many(engine: &SqliteEngine, acks: &[Ack]) -> Result<Vec<
          WHERE j.id = a.value->>'id' AND +j.state = 'executing'
            AND j.attempted_at = a.value->>'attempted_at'
          RETURNING id, state, json_extract(meta, '$.workflow_id'),
-                   json_extract(meta, '$.sup_workflow_id'), json_extract(meta, '$.name')"
+                   json_extract(meta, '$.sup_workflow_id'), json_extract(meta, '$.name'),
+                   json_extract(meta, '$.sequence')"
     ))
     .bind(Value::Array(rows).to_string())
     .bind(ts(now))
@@ -67,9 +68,14 @@ pub(super) async fn ack_many(engine: &SqliteEngine, acks: &[Ack]) -> Result<Vec<
     .await?;
     let mut ids = Vec::with_capacity(rows.len());
     let mut finished = Vec::new();
+    let mut sequences: Vec<String> = Vec::new();
     for row in &rows {
         ids.push(row.try_get::<i64, _>(0)?);
         let state: String = row.try_get(1)?;
+        let sequence: Option<String> = row.try_get(5)?;
+        if let Some(sequence) = sequence.filter(|_| crate::sequence::ends_run(&state)) {
+            sequences.push(sequence);
+        }
         finished.extend(FinishedStep::of_row(
             &state,
             row.try_get(2)?,
@@ -82,6 +88,12 @@ pub(super) async fn ack_many(engine: &SqliteEngine, acks: &[Ack]) -> Result<Vec<
         // workflows releases what this check misses (maintenance/workflows.rs).
         if let Err(error) = workflow::release_locked(engine, finished, &[]).await {
             tracing::warn!(%error, "could not release the workflow steps waiting on acked jobs; the leader's next pass will");
+        }
+    }
+    if !sequences.is_empty() {
+        // The same for sequences (maintenance/sequences.rs).
+        if let Err(error) = sequence::release_with_lock(engine, &sequences).await {
+            tracing::warn!(%error, "could not start the next jobs of the sequences of acked jobs; the leader's next pass will");
         }
     }
     Ok(ids)

@@ -204,6 +204,19 @@ impl InsertStatements for Statements<'_> {
         row.as_ref().map(job_from_row).transpose()
     }
 
+    async fn lock_sequences(&mut self, _keys: &[String]) -> Result<()> {
+        // The transaction holds SQLite's write lock from its first statement (see `transaction`).
+        Ok(())
+    }
+
+    async fn release_sequences(&mut self, keys: &[String]) -> Result<Vec<(i64, JobState)>> {
+        let released = super::sequence::release_locked(self.0, keys).await?;
+        Ok(released
+            .into_iter()
+            .map(|(id, state, _)| (id, state))
+            .collect())
+    }
+
     async fn transaction(&mut self, rounds: Rounds) -> Result<Vec<Job>> {
         // `BEGIN IMMEDIATE` takes the write lock at once; inside the caller's transaction, a
         // savepoint.
@@ -226,7 +239,11 @@ async fn insert_rows(conn: &mut SqliteConnection, jobs: &[Keyed<'_>]) -> Result<
         .iter()
         .map(|&Keyed { job, key }| {
             let scheduled_at = job.scheduled_at.map(|at| at.naive_utc()).unwrap_or(now);
-            let state = if crate::workflow::waits(&job.meta) {
+            // A sequenced job waits; the release that follows in the same transaction starts
+            // the first of an idle sequence (sequence.rs).
+            let state = if crate::workflow::waits(&job.meta)
+                || crate::sequence::sequence_of(&job.meta).is_some()
+            {
                 JobState::Suspended
             } else if scheduled_at > now {
                 JobState::Scheduled

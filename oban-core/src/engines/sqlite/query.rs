@@ -184,18 +184,31 @@ pub(super) async fn retry_many(engine: &SqliteEngine, filter: &JobFilter) -> Res
                 if jobs.is_empty() {
                     return Ok(0);
                 }
+                // A sequenced job goes back in line; its sequence's release starts it when
+                // nothing holds the sequence (crate::sequence).
                 let result = sqlx::query(concat!(
-                    "UPDATE oban_jobs AS j SET state = 'available', scheduled_at = ?2,
+                    "UPDATE oban_jobs AS j SET
+                   state = CASE WHEN json_extract(j.meta, '$.sequence') IS NOT NULL
+                                THEN 'suspended' ELSE 'available' END,
+                   scheduled_at = ?2,
                    max_attempts = max(j.max_attempts, j.attempt + 1),
                    completed_at = NULL, discarded_at = NULL, cancelled_at = NULL, ",
-                    keep_uniq_key!("'available'"),
-                    " WHERE j.id IN (SELECT value FROM json_each(?1))"
+                    keep_uniq_key!(
+                        "CASE WHEN json_extract(j.meta, '$.sequence') IS NOT NULL THEN 'suspended' ELSE 'available' END"
+                    ),
+                    " WHERE j.id IN (SELECT value FROM json_each(?1))
+                     RETURNING json_extract(meta, '$.sequence')"
                 ))
                 .bind(ids_json(&jobs))
                 .bind(ts(now()))
-                .execute(&mut *conn)
+                .fetch_all(&mut *conn)
                 .await?;
-                Ok(result.rows_affected())
+                let mut sequences: Vec<String> = Vec::new();
+                for row in &result {
+                    sequences.extend(row.try_get::<Option<String>, _>(0)?);
+                }
+                super::sequence::release_locked(conn, &sequences).await?;
+                Ok(result.len() as u64)
             })
         })
         .await
@@ -222,18 +235,30 @@ pub(super) async fn cancel_many(
                 let result = sqlx::query(concat!(
                     "UPDATE oban_jobs AS j SET state = 'cancelled', cancelled_at = ?2, ",
                     keep_uniq_key!("'cancelled'"),
-                    " WHERE j.id IN (SELECT value FROM json_each(?1))"
+                    " WHERE j.id IN (SELECT value FROM json_each(?1))
+                     RETURNING id, json_extract(meta, '$.sequence')"
                 ))
                 .bind(ids_json(&jobs))
                 .bind(ts(now()))
-                .execute(&mut *conn)
+                .fetch_all(&mut *conn)
                 .await?;
-                let executing = jobs
+                let executing: Vec<i64> = jobs
                     .iter()
                     .filter(|(_, state)| *state == JobState::Executing)
                     .map(|(id, _)| *id)
                     .collect();
-                Ok((result.rows_affected(), executing))
+                // The next job of a sequence starts now, unless the cancelled one was running:
+                // its node stops it on the signal, and the leader's pass starts the next after
+                // (crate::sequence).
+                let mut sequences: Vec<String> = Vec::new();
+                for row in &result {
+                    let id: i64 = row.try_get(0)?;
+                    if !executing.contains(&id) {
+                        sequences.extend(row.try_get::<Option<String>, _>(1)?);
+                    }
+                }
+                super::sequence::release_locked(conn, &sequences).await?;
+                Ok((result.len() as u64, executing))
             })
         })
         .await
@@ -250,12 +275,19 @@ pub(super) async fn delete_many(engine: &SqliteEngine, filter: &JobFilter) -> Re
                     return Ok(0);
                 }
                 let result = sqlx::query(
-                    "DELETE FROM oban_jobs WHERE id IN (SELECT value FROM json_each(?1))",
+                    "DELETE FROM oban_jobs WHERE id IN (SELECT value FROM json_each(?1))
+                     RETURNING json_extract(meta, '$.sequence')",
                 )
                 .bind(ids_json(&jobs))
-                .execute(&mut *conn)
+                .fetch_all(&mut *conn)
                 .await?;
-                Ok(result.rows_affected())
+                // A deleted holder lets the next job of its sequence start (crate::sequence).
+                let mut sequences: Vec<String> = Vec::new();
+                for row in &result {
+                    sequences.extend(row.try_get::<Option<String>, _>(0)?);
+                }
+                super::sequence::release_locked(conn, &sequences).await?;
+                Ok(result.len() as u64)
             })
         })
         .await

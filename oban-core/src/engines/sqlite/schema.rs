@@ -32,6 +32,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "queue limits",
         include_str!("../../../../migrations/sqlite/004_queue_limits.sql"),
     ),
+    (
+        5,
+        "sequence indexes",
+        include_str!("../../../../migrations/sqlite/005_sequences.sql"),
+    ),
 ];
 
 impl<'a> MigrateTarget<'a> for &'a SqlitePool {

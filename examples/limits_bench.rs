@@ -169,7 +169,8 @@ fn database_url() -> String {
 async fn reset(client: &PgPool) -> Result<(), BoxError> {
     client
         .execute(
-            "TRUNCATE oban_jobs, oban_rust_queue_limits, oban_rust_rate_buckets, oban_producers \
+            "TRUNCATE oban_jobs, oban_rust_queue_limits, oban_rust_rate_buckets, oban_rust_rate_totals, \
+             oban_producers \
              RESTART IDENTITY",
         )
         .await?;

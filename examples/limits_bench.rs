@@ -28,16 +28,18 @@
 //!   a start and the start `allowed` places later (60 s exactly would be 100 %; the window
 //!   counts whole buckets of a sixtieth of the period, so about 98 % is expected).
 //! - `walk`: 100,000 available jobs of one `tenant_id` at the head of a queue whose global limit
-//!   is 2 per `tenant_id` and whose partition is full, 1,000 jobs of other tenants behind them:
+//!   is 2 per `tenant_id` and whose partition is full, 2,000 jobs of 2,000 other tenants behind them:
 //!   the time of `Engine::job_fetch_limited(queue, 20)`, median and p90 of 20 calls, then the
 //!   same once the backlog is gone, and the plain unlimited claim for reference.
 //!
 //! Environment: `DATABASE_URL`; `LIMITS_BENCH_JOBS` (50000), `LIMITS_BENCH_ROUNDS` (3),
 //! `LIMITS_BENCH_FLOOR_S` (10; 0 skips the floor), `LIMITS_BENCH_RATE=0` skips the minute-long
-//! `rate` part, `LIMITS_BENCH_RATE_S` (70), `OBAN_SHARED` (where `bench/limit/run.sh` is; by
+//! `rate` part, `LIMITS_BENCH_RATE_S` (70), `LIMITS_BENCH_JOB_MS` (0: each job sleeps this long,
+//! to see the throughput parts' cost per job against real work), `OBAN_SHARED` (where `bench/limit/run.sh` is; by
 //! default `../shared` or `../../shared` from the repository).
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use oban::engine::Engine;
@@ -67,7 +69,10 @@ const QUEUE: &str = "bench";
 const GRACE: Duration = Duration::from_secs(10);
 const DONE_POLL: Duration = Duration::from_millis(20);
 
-/// The benchmark's job: does nothing and completes.
+/// How long each job sleeps, in milliseconds (`LIMITS_BENCH_JOB_MS`, default 0: no-op jobs).
+static JOB_MS: AtomicU64 = AtomicU64::new(0);
+
+/// The benchmark's job: completes (after sleeping `LIMITS_BENCH_JOB_MS`, if set).
 #[derive(Debug, Serialize, Deserialize)]
 struct Noop {
     tenant_id: i64,
@@ -78,6 +83,10 @@ impl Worker for Noop {
     const NAME: &'static str = "LimitsBench.Noop";
 
     async fn perform(self, _ctx: JobContext) -> Result<Outcome, JobError> {
+        let millis = JOB_MS.load(Ordering::Relaxed);
+        if millis > 0 {
+            tokio::time::sleep(Duration::from_millis(millis)).await;
+        }
         Ok(Outcome::Complete)
     }
 }
@@ -88,6 +97,7 @@ struct Settings {
     rounds: usize,
     floor_secs: u64,
     rate_secs: u64,
+    job_ms: u64,
     throughput: bool,
     rate: bool,
     walk: bool,
@@ -116,6 +126,7 @@ impl Settings {
             rounds: env("LIMITS_BENCH_ROUNDS", 3)?,
             floor_secs: env("LIMITS_BENCH_FLOOR_S", 10)?,
             rate_secs: env("LIMITS_BENCH_RATE_S", 70)?,
+            job_ms: env("LIMITS_BENCH_JOB_MS", 0)?,
             throughput: wants("throughput"),
             rate: wants("rate") && env("LIMITS_BENCH_RATE", 1u8)? != 0,
             walk: wants("walk"),
@@ -430,7 +441,8 @@ async fn drain(
 async fn throughput(db: &BenchDb, client: &PgPool, settings: &Settings) -> Result<(), BoxError> {
     let jobs = settings.jobs;
     println!(
-        "# throughput: {jobs} no-op jobs, {NODES} nodes x local limit {LOCAL}, pool {NODE_POOL} each"
+        "# throughput: {jobs} jobs of {} ms, {NODES} nodes x local limit {LOCAL}, pool {NODE_POOL} each",
+        settings.job_ms
     );
     for variant in Variant::ALL {
         println!("#   {:<12} {}", variant.name(), variant.describe());
@@ -599,7 +611,7 @@ async fn rate(db: &BenchDb, client: &PgPool, settings: &Settings) -> Result<(), 
 
 async fn walk(client: &PgPool) -> Result<(), BoxError> {
     const BACKLOG: i64 = 100_000;
-    const OTHERS: i64 = 1_000;
+    const OTHERS: i64 = 2_000;
     const CALLS: usize = 20;
     const DEMAND: u32 = 20;
     let engine = PostgresEngine::new(client.clone());
@@ -711,6 +723,7 @@ async fn main() -> Result<(), BoxError> {
         .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "oban=warn".into()))
         .init();
     let settings = Settings::read()?;
+    JOB_MS.store(settings.job_ms, Ordering::Relaxed);
     eprintln!(
         "# {} {} cores, load {}",
         chrono::Utc::now().format("%FT%TZ"),

@@ -8,14 +8,14 @@
 //! [`Oban::set_queue_limits`](crate::Oban::set_queue_limits) at run time. Every fetch of a limited
 //! queue, on every node, locks that row, counts what runs and what started, and claims only what
 //! fits, in one transaction; so the limits hold while nodes join, leave or crash, and a change
-//! applies to the next fetch of every node. The local limit of [`Builder::queue`] still bounds
+//! applies to the next fetch of every node. The local limit of [`Builder::queue`](crate::Builder::queue) still bounds
 //! each node.
 //!
 //! # Global limits
 //! Running means `executing` in the database. A node that dies holding jobs keeps their slots
 //! until the lifeline rescues them: within the rescue age after its last heartbeat plus one
 //! rescue interval (60 s + 5 s by default; see
-//! [`Builder::rescue_after`](crate::Builder::rescue_after)). A limited queue claims no jobs ahead
+//! [`Builder::rescue`](crate::Builder::rescue)). A limited queue claims no jobs ahead
 //! of its free slots: a job claimed ahead would hold a global slot without running.
 //!
 //! # Rate limits

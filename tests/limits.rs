@@ -93,12 +93,61 @@ on_both_engines!(
     configuration_errors_name_the_queue_and_what_to_do,
 );
 
+/// The claim's tables and functions in a schema prefix, with nothing of Oban's in `public`: a
+/// name the prefix rewrite does not know fails here.
+mod postgres_prefix {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_global_limit_partitioned_by_args_holds_per_partition() {
+        super::a_global_limit_partitioned_by_args_holds_per_partition(super::Kind::PostgresPrefix)
+            .await;
+    }
+
+    /// Regression: the limits' tables and functions were missing from the prefix rewrite, so a
+    /// prefixed migration created them in `public`, shared by every prefix of the database.
+    #[tokio::test]
+    async fn the_limits_tables_and_functions_live_in_the_prefix_not_in_public() {
+        let db = super::Db::new(super::Kind::PostgresPrefix).await;
+        let pool = db.pg_pool().unwrap();
+        for (name, kind) in [
+            ("oban_rust_queue_limits", "r"),
+            ("oban_rust_rate_buckets", "r"),
+            ("oban_rust_rate_totals", "r"),
+            ("oban_fetch_limited", "f"),
+            ("oban_rust_partition", "f"),
+        ] {
+            let schemas: Vec<String> = sqlx::query_scalar(
+                "SELECT n.nspname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                 WHERE c.relname = $1 AND $2 = 'r'
+                 UNION ALL
+                 SELECT n.nspname::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                 WHERE p.proname = $1 AND $2 = 'f'",
+            )
+            .bind(name)
+            .bind(kind)
+            .fetch_all(pool)
+            .await
+            .unwrap();
+            assert_eq!(schemas, [super::harness::PREFIX], "{name}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_rate_limit_partitioned_by_args_holds_per_partition() {
+        super::a_rate_limit_partitioned_by_args_holds_per_partition(super::Kind::PostgresPrefix)
+            .await;
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Nodes and sampling
 
 /// A node on `db` with a pool of its own, as another process would have.
 fn node(db: &Db, name: &str) -> Builder {
-    Oban::builder().database(db.url()).migrate(false).node(name)
+    Oban::builder()
+        .database(db.url())
+        .prefix(db.prefix().name())
+        .migrate(false)
+        .node(name)
 }
 
 /// Three nodes running the queue at `local` each, built by `configure` (limits and all).

@@ -140,7 +140,8 @@ async fn fresh_database_gets_obans_schema_and_migrate_is_idempotent() {
             "oban_producers",
             "oban_rust_migrations",
             "oban_rust_queue_limits",
-            "oban_rust_rate_buckets"
+            "oban_rust_rate_buckets",
+            "oban_rust_rate_totals"
         ]
     );
     let versions: Vec<i32> =

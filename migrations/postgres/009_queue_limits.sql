@@ -23,6 +23,23 @@ CREATE TABLE IF NOT EXISTS oban_rust_rate_buckets (
   PRIMARY KEY (queue, partition, bucket_ms)
 );
 
+-- The buckets that left the window, which every fetch of a rate-limited queue deletes: without
+-- it, the delete reads every bucket of the queue.
+CREATE INDEX IF NOT EXISTS oban_rust_rate_buckets_expiry_index
+  ON oban_rust_rate_buckets (queue, bucket_ms);
+
+-- Per queue and partition, the starts of its buckets above: kept with them by the claim (under
+-- the queue's row lock), so that a claim of a queue with a partitioned rate limit reads one row
+-- per partition that started jobs in the window rather than summing up to 61 buckets of each
+-- (measured: with 1,000 partitions, summing the buckets on every claim held the lock for tens of
+-- milliseconds and capped the queue at about 500 jobs/s).
+CREATE TABLE IF NOT EXISTS oban_rust_rate_totals (
+  queue text NOT NULL,
+  partition text NOT NULL,
+  starts integer NOT NULL,
+  PRIMARY KEY (queue, partition)
+);
+
 -- The partition of a job under `spec` (a stored partition, or NULL for none): '' for none, else
 -- the worker and/or the JSON array of the chosen args keys' values (all of the args without
 -- keys; at most four keys, as `Limits::check` allows), joined by U+001F. Only compared with
@@ -56,7 +73,7 @@ $$;
 --
 -- Under the row's lock it counts what the limits count: the queue's `executing` jobs (per
 -- partition of the global limit) and the starts in the rate window (per partition of the rate
--- limit, from the buckets). Unpartitioned limits bound how many jobs the claim takes, which is
+-- limit, from the buckets' totals). Unpartitioned limits bound how many jobs the claim takes, which is
 -- then `oban_fetch_available`'s claim. Partitioned ones take the walk, in passes of one statement
 -- each: the available jobs in the queue's order, each partition keeping as many as it has room
 -- for (and at most `demand`); a partition with more in a pass is saturated, and later passes,
@@ -125,10 +142,21 @@ BEGIN
   IF r_allowed IS NOT NULL THEN
     width_ms := greatest((limits->'rate'->>'period_secs')::bigint * 1000 / 60, 1);
     since_ms := now_ms - (limits->'rate'->>'period_secs')::bigint * 1000 - width_ms;
-    DELETE FROM oban_rust_rate_buckets b WHERE b.queue = fetch_queue AND b.bucket_ms <= since_ms;
+    WITH expired AS (
+      DELETE FROM oban_rust_rate_buckets b WHERE b.queue = fetch_queue AND b.bucket_ms <= since_ms
+      RETURNING b.partition, b.starts
+    ), gone AS (
+      SELECT e.partition, sum(e.starts)::integer AS starts FROM expired e GROUP BY 1
+    )
+    UPDATE oban_rust_rate_totals t SET starts = t.starts - g.starts
+    FROM gone g
+    WHERE t.queue = fetch_queue AND t.partition = g.partition;
+    IF FOUND THEN
+      DELETE FROM oban_rust_rate_totals t WHERE t.queue = fetch_queue AND t.starts <= 0;
+    END IF;
     IF NOT r_parted THEN
-      SELECT coalesce(sum(b.starts), 0) INTO used FROM oban_rust_rate_buckets b
-      WHERE b.queue = fetch_queue AND b.partition = '';
+      SELECT coalesce(sum(t.starts), 0) INTO used FROM oban_rust_rate_totals t
+      WHERE t.queue = fetch_queue AND t.partition = '';
       room := least(room, r_allowed - used);
     END IF;
   END IF;
@@ -165,10 +193,9 @@ BEGIN
           WHERE g_parted AND j.state = 'executing' AND j.queue = fetch_queue
           GROUP BY 1
         ), r_use AS (
-          SELECT b.partition AS key, sum(b.starts)::bigint AS used
-          FROM oban_rust_rate_buckets b
-          WHERE r_parted AND b.queue = fetch_queue
-          GROUP BY 1
+          SELECT t.partition AS key, t.starts::bigint AS used
+          FROM oban_rust_rate_totals t
+          WHERE r_parted AND t.queue = fetch_queue
         ), stretch AS (
           SELECT w.* FROM (
             SELECT j.id, j.priority, j.scheduled_at,
@@ -262,13 +289,21 @@ BEGIN
                             THEN j.uniq_key END
         WHERE j.id = ANY(picked) AND j.attempt < j.max_attempts
         RETURNING j.*
-      ), counted AS (
-        INSERT INTO oban_rust_rate_buckets AS b (queue, partition, bucket_ms, starts)
-        SELECT fetch_queue, oban_rust_partition(c.worker, c.args, r_spec), now_ms - now_ms % width_ms, count(*)
+      ), started AS (
+        SELECT oban_rust_partition(c.worker, c.args, r_spec) AS partition, count(*)::integer AS starts
         FROM claimed c
         WHERE r_allowed IS NOT NULL
-        GROUP BY 2
+        GROUP BY 1
+      ), counted AS (
+        INSERT INTO oban_rust_rate_buckets AS b (queue, partition, bucket_ms, starts)
+        SELECT fetch_queue, s.partition, now_ms - now_ms % width_ms, s.starts
+        FROM started s
         ON CONFLICT (queue, partition, bucket_ms) DO UPDATE SET starts = b.starts + excluded.starts
+      ), totalled AS (
+        INSERT INTO oban_rust_rate_totals AS t (queue, partition, starts)
+        SELECT fetch_queue, s.partition, s.starts
+        FROM started s
+        ON CONFLICT (queue, partition) DO UPDATE SET starts = t.starts + excluded.starts
       )
       SELECT * FROM claimed;
       -- The next pass counts this one's claims (executing, and in the buckets) as used.
@@ -279,13 +314,21 @@ BEGIN
     RETURN QUERY
     WITH claimed AS (
       SELECT * FROM oban_fetch_available(fetch_queue, room, fetched_by, NULL, NULL, NULL)
-    ), counted AS (
-      INSERT INTO oban_rust_rate_buckets AS b (queue, partition, bucket_ms, starts)
-      SELECT fetch_queue, '', now_ms - now_ms % width_ms, count(*)
+    ), started AS (
+      SELECT count(*)::integer AS starts
       FROM claimed c
       WHERE r_allowed IS NOT NULL
       HAVING count(*) > 0
+    ), counted AS (
+      INSERT INTO oban_rust_rate_buckets AS b (queue, partition, bucket_ms, starts)
+      SELECT fetch_queue, '', now_ms - now_ms % width_ms, s.starts
+      FROM started s
       ON CONFLICT (queue, partition, bucket_ms) DO UPDATE SET starts = b.starts + excluded.starts
+    ), totalled AS (
+      INSERT INTO oban_rust_rate_totals AS t (queue, partition, starts)
+      SELECT fetch_queue, '', s.starts
+      FROM started s
+      ON CONFLICT (queue, partition) DO UPDATE SET starts = t.starts + excluded.starts
     )
     SELECT * FROM claimed;
   END IF;

@@ -22,7 +22,8 @@
 //! At most `allowed` starts in any window of `period`, on every node together: a sliding window,
 //! kept exact by counting starts in buckets of a sixtieth of the period and counting a bucket
 //! while any part of it lies in the window. So the limit is never exceeded, and a saturated
-//! queue starts at least `allowed` jobs per period and a sixtieth (about 98 % of the limit).
+//! queue starts at least `allowed` jobs per period and a sixtieth (about 98 % of the limit;
+//! measured over 70 s at 600 per 60 s: at most 600 in any 60 s window, 98.5 % of the limit).
 //! A start is a claim: a job released back unrun (a paused queue, a node stopping) still counted.
 //!
 //! # Partitions and fairness
@@ -41,6 +42,15 @@
 //! a loaded 2-core machine); the claim of a queue whose partitions are not saturated costs about
 //! three times the plain claim. A spent job the walk finds (no attempt left) is discarded, not
 //! run, and the fetch goes on for the room it took.
+//!
+//! # Cost
+//! A limited queue's fetches take turns on its row, claim nothing ahead, and a job's slot is free
+//! once its completion is written (the completer gathers acks for 5 ms) and the nodes are told.
+//! So each job holds its slot some 10-15 ms longer than it runs. Measured with three nodes of
+//! local limit 20 (`examples/limits_bench.rs`): jobs that sleep 20 ms ran at 0.84 x the
+//! throughput of local limits alone under a global limit of 60, and at 1.0 x under a global limit
+//! per `tenant_id` over 1,000 keys; no-op jobs, which local limits run at about 20,000 a second,
+//! ran at about 4,000-5,000 a second under either (0.2 x).
 //!
 //! # Example
 //! ```no_run

@@ -16,7 +16,7 @@ use crate::notifier::Channel;
 use crate::prefix::Prefix;
 
 /// Oban's names in PostgreSQL: tables, the state type, the functions.
-const NAMES: [&str; 8] = [
+const NAMES: [&str; 13] = [
     "oban_jobs",
     "oban_peers",
     "oban_producers",
@@ -25,6 +25,11 @@ const NAMES: [&str; 8] = [
     "oban_fetch_available",
     "oban_count_estimate",
     "oban_rust_migrations",
+    "oban_rust_queue_limits",
+    "oban_rust_rate_buckets",
+    "oban_rust_rate_totals",
+    "oban_rust_partition",
+    "oban_fetch_limited",
 ];
 
 /// `statement` with Oban's names in `prefix`'s schema: unchanged for `public`, otherwise

@@ -156,9 +156,24 @@ async fn run(
                 None => return,
             }
         }
-        // Gather for a moment: one statement per window rather than one per ack.
+        // Gather for a moment: one statement per window rather than one per ack. An ack that
+        // frees a slot of a limited queue is written at once with what is already queued: until
+        // it is, the slot stays taken on every node.
         let until = tokio::time::Instant::now() + WINDOW;
         while batch.len() < MAX_BATCH && !closed {
+            if !freeing.is_empty() {
+                while batch.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(ack) => take(ack, &mut batch, &mut freeing),
+                        Err(mpsc::error::TryRecvError::Empty) => break,
+                        Err(mpsc::error::TryRecvError::Disconnected) => {
+                            closed = true;
+                            break;
+                        }
+                    }
+                }
+                break;
+            }
             tokio::select! {
                 biased;
                 ack = rx.recv() => match ack {

@@ -24,7 +24,7 @@ use crate::error::Result;
 use crate::events::{Event, Events};
 use crate::limits::Limits;
 use crate::maintenance::leader::{LeaderConfig, Leadership};
-use crate::maintenance::{cron, leader, lifeline, pruner, reindexer, sequences, stager, workflows};
+use crate::maintenance::{cron, leader, lifeline, pruner, reindexer, stager, waiting};
 use crate::measure::{self, gauges};
 use crate::new_job::IntoNewJob;
 use crate::node::{Oban, Shared, Tasks};
@@ -673,26 +673,20 @@ impl Builder {
                 shared.stop.clone(),
             )),
         ];
-        // Waiting workflow steps the acks did not release: as often as the lifeline rescues.
-        tasks.push(tokio::spawn(workflows::run(
-            Arc::clone(engine),
-            Arc::clone(leadership),
-            workflows::WorkflowPassConfig {
-                interval: self.rescue_interval,
-                limit: 100,
-            },
-            shared.stop.clone(),
-        )));
-        // Sequences whose holder ended without an ack of ours: as often as well.
-        tasks.push(tokio::spawn(sequences::run(
-            Arc::clone(engine),
-            Arc::clone(leadership),
-            sequences::SequencePassConfig {
-                interval: self.rescue_interval,
-                limit: 100,
-            },
-            shared.stop.clone(),
-        )));
+        // Waiting workflow steps and sequences the acks did not release: as often as the
+        // lifeline rescues.
+        for waiting in [waiting::Waiting::Workflows, waiting::Waiting::Sequences] {
+            tasks.push(tokio::spawn(waiting::run(
+                Arc::clone(engine),
+                Arc::clone(leadership),
+                waiting::WaitingPassConfig {
+                    waiting,
+                    interval: self.rescue_interval,
+                    limit: 100,
+                },
+                shared.stop.clone(),
+            )));
+        }
         if let Some(max_age) = self.prune_max_age {
             tasks.push(tokio::spawn(pruner::run(
                 Arc::clone(engine),

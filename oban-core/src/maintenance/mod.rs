@@ -10,9 +10,8 @@ pub(crate) mod leader;
 pub(crate) mod lifeline;
 pub(crate) mod pruner;
 pub(crate) mod reindexer;
-pub(crate) mod sequences;
 pub(crate) mod stager;
-pub(crate) mod workflows;
+pub(crate) mod waiting;
 
 use std::future::Future;
 

@@ -28,14 +28,14 @@ pub(super) async fn ack_many(pool: &PgPool, prefix: Prefix, acks: &[Ack]) -> Res
     let finished: Vec<FinishedStep> = acked.into_iter().filter_map(|row| row.step).collect();
     if !finished.is_empty() {
         // The acks are recorded whatever happens here: a step this check misses is released
-        // by the leader's next pass over waiting workflows (maintenance/workflows.rs).
+        // by the leader's next pass over waiting workflows (maintenance/waiting.rs).
         if let Err(error) = workflow::release(pool, prefix, finished, &[]).await {
             tracing::warn!(%error, "could not release the workflow steps waiting on acked jobs; the leader's next pass will");
         }
     }
     if !sequences.is_empty() {
         // The same for sequences: the leader's pass over waiting sequences
-        // (maintenance/sequences.rs) starts what this misses.
+        // (maintenance/waiting.rs) starts what this misses.
         if let Err(error) = sequence::release(pool, prefix, &sequences).await {
             tracing::warn!(%error, "could not start the next jobs of the sequences of acked jobs; the leader's next pass will");
         }

@@ -85,13 +85,13 @@ pub(super) async fn ack_many(engine: &SqliteEngine, acks: &[Ack]) -> Result<Vec<
     }
     if !finished.is_empty() {
         // The acks are recorded whatever happens here: the leader's pass over waiting
-        // workflows releases what this check misses (maintenance/workflows.rs).
+        // workflows releases what this check misses (maintenance/waiting.rs).
         if let Err(error) = workflow::release_locked(engine, finished, &[]).await {
             tracing::warn!(%error, "could not release the workflow steps waiting on acked jobs; the leader's next pass will");
         }
     }
     if !sequences.is_empty() {
-        // The same for sequences (maintenance/sequences.rs).
+        // The same for sequences (maintenance/waiting.rs).
         if let Err(error) = sequence::release_with_lock(engine, &sequences).await {
             tracing::warn!(%error, "could not start the next jobs of the sequences of acked jobs; the leader's next pass will");
         }

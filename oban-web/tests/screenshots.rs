@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use chrono::Utc;
 use common::browser::{serve, Browser};
+use oban::limits::{GlobalLimit, Limits, Partition, RateLimit};
 use oban::{worker, DbPool, JobState, NewJob, Nodes, Oban, Outcome};
 use oban_web::{Access, Config};
 use rand::Rng;
@@ -310,6 +311,16 @@ async fn screenshots_of_every_page() {
         .queue("reports", 1)
         .queue("exports", 2)
         .queue("newsletter", 20)
+        // Fleet limits, as the queues page shows them: webhooks at most 3 at once per endpoint,
+        // mail at most 600 a minute.
+        .queue_limits(
+            "webhooks",
+            Limits::new().global(GlobalLimit::new(3).partitioned(Partition::args(["endpoint"]))),
+        )
+        .queue_limits(
+            "mailers",
+            Limits::new().rate(RateLimit::new(600, Duration::from_secs(60))),
+        )
         .heartbeat_interval(Duration::from_secs(1))
         // A week of finished jobs, as a shop keeps for its dashboard (and the cron history).
         .prune(

@@ -161,9 +161,9 @@ impl Builder {
     ///
     /// ```no_run
     /// use std::time::Duration;
-    /// use oban::limits::{Limits, Partition, RateLimit};
-    /// # async fn run() -> oban::Result<()> {
-    /// let oban = oban::Oban::builder()
+    /// use oban_core::limits::{Limits, Partition, RateLimit};
+    /// # async fn run() -> oban_core::Result<()> {
+    /// let oban = oban_core::Oban::builder()
     ///     .database("postgres://localhost/app")
     ///     .queue("emails", 20)
     ///     .queue_limits(

@@ -146,8 +146,8 @@ impl Oban {
     /// [`Builder::queue_limits`](crate::Builder::queue_limits) for the queue replaces them.
     ///
     /// ```no_run
-    /// # async fn run(oban: oban::Oban) -> oban::Result<()> {
-    /// use oban::limits::{GlobalLimit, Limits};
+    /// # async fn run(oban: oban_core::Oban) -> oban_core::Result<()> {
+    /// use oban_core::limits::{GlobalLimit, Limits};
     /// oban.set_queue_limits("provider", Limits::new().global(GlobalLimit::new(5))).await?;
     /// // and without any
     /// oban.set_queue_limits("provider", Limits::new()).await?;

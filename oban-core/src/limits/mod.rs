@@ -56,10 +56,10 @@
 //! # Example
 //! ```no_run
 //! use std::time::Duration;
-//! use oban::limits::{GlobalLimit, Limits, Partition, RateLimit};
+//! use oban_core::limits::{GlobalLimit, Limits, Partition, RateLimit};
 //!
-//! # async fn run() -> oban::Result<()> {
-//! let oban = oban::Oban::builder()
+//! # async fn run() -> oban_core::Result<()> {
+//! let oban = oban_core::Oban::builder()
 //!     .database("postgres://localhost/app")
 //!     // at most 10 calls to the provider at once, across every node
 //!     .queue("provider", 10)
@@ -165,7 +165,7 @@ impl GlobalLimit {
     /// At most `allowed` running at once, over the whole queue.
     ///
     /// ```
-    /// use oban::limits::{GlobalLimit, Partition};
+    /// use oban_core::limits::{GlobalLimit, Partition};
     /// let per_tenant = GlobalLimit::new(3).partitioned(Partition::args(["tenant_id"]));
     /// assert_eq!(per_tenant.allowed, 3);
     /// ```
@@ -207,7 +207,7 @@ impl RateLimit {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use oban::limits::RateLimit;
+    /// use oban_core::limits::RateLimit;
     /// let limit = RateLimit::new(100, Duration::from_secs(60));
     /// assert_eq!(limit.bucket(), Duration::from_secs(1));
     /// ```

@@ -32,7 +32,7 @@ impl Partition {
     /// One partition per value of these args keys.
     ///
     /// ```
-    /// use oban::limits::Partition;
+    /// use oban_core::limits::Partition;
     /// let by_tenant = Partition::args(["tenant_id"]);
     /// assert_eq!(by_tenant, Partition::Args(vec!["tenant_id".into()]));
     /// ```

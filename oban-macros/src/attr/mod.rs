@@ -239,6 +239,48 @@ pub(super) fn parse_metas(cx: &Ctxt, tokens: TokenStream) -> Vec<Meta> {
     metas
 }
 
+/// The settings of `family(..)` (`unique`, `sequence`): each `name = value` whose name is one
+/// of `options`, once, handed to `apply`, which reports its own errors and returns `None` on
+/// one; an unknown or repeated name, or one without a value, is an error here. Returns whether
+/// every setting was valid.
+pub(super) fn each_setting(
+    cx: &Ctxt,
+    family: &str,
+    meta_list: &syn::MetaList,
+    options: &[&str],
+    mut apply: impl FnMut(&str, &Expr) -> Option<()>,
+) -> bool {
+    let mut seen = HashSet::new();
+    let mut ok = true;
+    for meta in parse_metas(cx, meta_list.tokens.clone()) {
+        let key = meta.path();
+        let name = key.get_ident().map(ToString::to_string).unwrap_or_default();
+        if !options.contains(&name.as_str()) {
+            cx.error_spanned_by(
+                key,
+                format!(
+                    "unknown `{family}` setting `{name}`{}; the settings are {}",
+                    did_you_mean(&name, options),
+                    all(options)
+                ),
+            );
+            ok = false;
+            continue;
+        }
+        if !seen.insert(name.clone()) {
+            cx.error_spanned_by(key, format!("`{name}` set multiple times; keep one"));
+            ok = false;
+            continue;
+        }
+        let Some(value) = name_value(cx, &meta, &name) else {
+            ok = false;
+            continue;
+        };
+        ok &= apply(&name, value).is_some();
+    }
+    ok
+}
+
 /// The value of `key = value`, or an error saying the option needs one.
 pub(super) fn name_value<'a>(cx: &Ctxt, meta: &'a Meta, name: &str) -> Option<&'a Expr> {
     match meta {

@@ -1,14 +1,12 @@
 //! `sequence(..)`: the worker's jobs run one at a time, in insertion order, per key.
 
-use std::collections::HashSet;
-
 use proc_macro2::Span;
 use syn::{Expr, ExprLit, Lit, Meta};
 
 use crate::ctxt::Ctxt;
 
 use super::unique::parse_keys;
-use super::{all, did_you_mean, name_value, parse_metas};
+use super::{did_you_mean, each_setting};
 
 /// `sequence(..)`.
 #[derive(Default)]
@@ -39,39 +37,17 @@ pub(super) fn parse_sequence(cx: &Ctxt, meta: &Meta) -> Option<Sequence> {
         }
     };
     let mut sequence = Sequence::default();
-    let mut seen = HashSet::new();
-    let mut ok = true;
-    for meta in parse_metas(cx, meta_list.tokens.clone()) {
-        let key = meta.path();
-        let name = key.get_ident().map(ToString::to_string).unwrap_or_default();
-        if !SEQUENCE_OPTIONS.contains(&name.as_str()) {
-            cx.error_spanned_by(
-                key,
-                format!(
-                    "unknown `sequence` setting `{name}`{}; the settings are {}",
-                    did_you_mean(&name, SEQUENCE_OPTIONS),
-                    all(SEQUENCE_OPTIONS)
-                ),
-            );
-            ok = false;
-            continue;
-        }
-        if !seen.insert(name.clone()) {
-            cx.error_spanned_by(key, format!("`{name}` set multiple times; keep one"));
-            ok = false;
-            continue;
-        }
-        let Some(value) = name_value(cx, &meta, &name) else {
-            ok = false;
-            continue;
-        };
-        let parsed = match name.as_str() {
+    let ok = each_setting(
+        cx,
+        "sequence",
+        meta_list,
+        SEQUENCE_OPTIONS,
+        |name, value| match name {
             "keys" => parse_keys(cx, value).map(|k| sequence.keys = k),
             "on_failure" => parse_on_failure(cx, value).map(|hold| sequence.hold = hold),
             _ => unreachable!("every sequence setting is handled"),
-        };
-        ok &= parsed.is_some();
-    }
+        },
+    );
     // A half-valid `sequence` would put unrelated jobs in one sequence: drop it whole.
     ok.then_some(sequence)
 }

@@ -1,7 +1,5 @@
 //! `unique(..)`: which existing jobs make a new one a duplicate, and for how long.
 
-use std::collections::HashSet;
-
 use proc_macro2::Span;
 use syn::spanned::Spanned;
 use syn::{Expr, ExprLit, Lit, Meta};
@@ -9,7 +7,7 @@ use syn::{Expr, ExprLit, Lit, Meta};
 use crate::ctxt::Ctxt;
 
 use super::lit::{duration_ms, strip_groups};
-use super::{all, did_you_mean, list, name_value, parse_metas};
+use super::{did_you_mean, each_setting, list};
 
 /// `unique(..)`: each part `None` when left to the runtime's default.
 #[derive(Default)]
@@ -113,33 +111,12 @@ pub(super) fn parse_unique(cx: &Ctxt, meta: &Meta) -> Option<Unique> {
         }
     };
     let mut unique = Unique::default();
-    let mut seen = HashSet::new();
-    let mut ok = true;
-    for meta in parse_metas(cx, meta_list.tokens.clone()) {
-        let key = meta.path();
-        let name = key.get_ident().map(ToString::to_string).unwrap_or_default();
-        if !UNIQUE_OPTIONS.contains(&name.as_str()) {
-            cx.error_spanned_by(
-                key,
-                format!(
-                    "unknown `unique` setting `{name}`{}; the settings are {}",
-                    did_you_mean(&name, UNIQUE_OPTIONS),
-                    all(UNIQUE_OPTIONS)
-                ),
-            );
-            ok = false;
-            continue;
-        }
-        if !seen.insert(name.clone()) {
-            cx.error_spanned_by(key, format!("`{name}` set multiple times; keep one"));
-            ok = false;
-            continue;
-        }
-        let Some(value) = name_value(cx, &meta, &name) else {
-            ok = false;
-            continue;
-        };
-        let parsed = match name.as_str() {
+    let ok = each_setting(
+        cx,
+        "unique",
+        meta_list,
+        UNIQUE_OPTIONS,
+        |name, value| match name {
             "period" => parse_period(cx, value).map(|p| unique.period = Some(p)),
             "keys" => parse_keys(cx, value).map(|k| unique.keys = Some(k)),
             "fields" => parse_fields(cx, value).map(|f| unique.fields = Some(f)),
@@ -160,9 +137,8 @@ pub(super) fn parse_unique(cx: &Ctxt, meta: &Meta) -> Option<Unique> {
             )
             .map(|t| unique.timestamp = Some(t)),
             _ => unreachable!("every unique setting is handled"),
-        };
-        ok &= parsed.is_some();
-    }
+        },
+    );
     // A half-valid `unique` would make different jobs duplicates of each other: drop it whole.
     ok.then_some(unique)
 }
